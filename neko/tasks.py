@@ -1,0 +1,108 @@
+"""Correction tasks: what a recognizer produced, how it is shown to the model, how it is scored.
+
+A task is data, not code: a name, the metric it is judged by, and two prompt styles. The built-in
+tasks are `asr`, `st`, `ocr` and `tec`; `register_task` adds a user's own (for example from the
+`tasks:` section of a training config), after which every part of neko (routing, training,
+correction, evaluation) accepts it by name.
+
+Prompt styles:
+- `compact`: special tokens and nothing else. Models trained from scratch here pay for every token
+  of context, and they learn what the markers mean from the data.
+- `instruct`: a plain-English instruction with numbered hypotheses, the form large pretrained LMs
+  (the reference system fine-tunes Mixtral 8x7B) expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from neko.errors import NekoError
+
+PROMPT_STYLES = ("compact", "instruct")
+
+# Markers of the compact style. They are added to the tokenizer as special tokens so that each is
+# exactly one token and cannot be produced by text.
+HYPOTHESIS_MARKER = "<|hyp|>"
+ANSWER_MARKER = "<|out|>"
+END_MARKER = "<|end|>"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One correction task.
+
+    `metric` is the headline metric of the task (`wer`, `cer`, `bleu`, `gleu`); evaluation reports
+    it first. `description` fills the instruction prompt: "the N-best hypotheses of {description}".
+    """
+
+    name: str
+    description: str
+    output: str
+    metric: str
+    language: str = "en"
+
+    @property
+    def marker(self) -> str:
+        """The compact-style token that opens a prompt of this task."""
+        return f"<|{self.name}|>"
+
+    def render_prompt(self, hypotheses: Sequence[str], style: str = "compact") -> str:
+        """The text the model continues with the correction."""
+        if not hypotheses:
+            raise NekoError(f"task {self.name}: an example needs at least one hypothesis")
+        if style == "compact":
+            return self.marker + "".join(HYPOTHESIS_MARKER + h for h in hypotheses) + ANSWER_MARKER
+        if style == "instruct":
+            numbered = "\n".join(f"{i}. {h}" for i, h in enumerate(hypotheses, start=1))
+            return (
+                f"Below are {len(hypotheses)} hypotheses of {self.description}, best first. "
+                f"They may contain errors. Write the {self.output}, and nothing else.\n\n"
+                f"{numbered}\n\n{self.output.capitalize()}:"
+            )
+        raise NekoError(f"unknown prompt style {style!r}; expected one of {', '.join(PROMPT_STYLES)}")
+
+    def render_target(self, reference: str, style: str = "compact") -> str:
+        """The text the model is trained to produce after the prompt, end marker included."""
+        if style == "compact":
+            return reference + END_MARKER
+        return " " + reference + END_MARKER
+
+
+BUILTIN_TASKS = (
+    Task("asr", "a speech recognizer (English)", "correct transcription", "wer"),
+    Task("st", "a speech translation system (English speech to Spanish text)", "correct Spanish translation",
+         "bleu", language="es"),
+    Task("ocr", "an OCR system reading a line of printed English text", "correct text of the line", "cer"),
+    Task("tec", "an English sentence that may contain grammatical and spelling errors",
+         "corrected sentence", "gleu"),
+)
+
+_REGISTRY: dict[str, Task] = {task.name: task for task in BUILTIN_TASKS}
+
+
+def register_task(task: Task, *, replace: bool = False) -> Task:
+    """Make a user's task known by name everywhere in neko."""
+    if not task.name.isidentifier():
+        raise NekoError(f"task name {task.name!r} must be a short identifier such as 'asr' or 'handwriting'")
+    if task.name in _REGISTRY and not replace and _REGISTRY[task.name] != task:
+        raise NekoError(f"task {task.name!r} is already registered with a different definition")
+    _REGISTRY[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    """The registered task called `name`, or a one-line error listing the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise NekoError(f"unknown task {name!r}; known tasks: {', '.join(known_tasks())}") from None
+
+
+def known_tasks() -> list[str]:
+    return list(_REGISTRY)
+
+
+def special_tokens(task_names: Sequence[str]) -> list[str]:
+    """Every marker a compact-style tokenizer needs for these tasks."""
+    return [HYPOTHESIS_MARKER, ANSWER_MARKER, END_MARKER, *(get_task(t).marker for t in task_names)]

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Sets up neko on a fresh Debian machine: recognizers and fonts (apt), a virtual environment in
+# .venv, torch 2.13.0 (the CPU build; installed first so nothing pulls a CUDA build), then neko.
+# Usage: bash scripts/setup.sh [--dev]      (--dev adds the test tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SYSTEM_PACKAGES=(
+  flite sox libsox-fmt-all festival festvox-us-slt-hts festvox-kallpc16k   # speech synthesis
+  tesseract-ocr tesseract-ocr-eng                                           # OCR
+  apertium apertium-eng-spa                                                 # machine translation
+  diatheke sword-text-web sword-text-sparv fortune-mod fortunes wordnet-base debian-handbook  # text
+  fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35
+  fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-roboto
+)
+missing=()
+for package in "${SYSTEM_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q torch==2.13.0
+extra=""; [ "${1:-}" = "--dev" ] && extra="[dev]" || extra="[speech]"
+.venv/bin/python -m pip install -q -e ".${extra}"
