@@ -12,8 +12,11 @@ from rich.console import Console
 
 from neko.errors import NekoError
 
-app = typer.Typer(help="Correct the mistakes of recognizers with task-guided MoE language models.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Correct the mistakes of recognizers with task-guided MoE language models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 _stderr = Console(stderr=True)
 
 

@@ -71,11 +71,20 @@ class Task:
 
 BUILTIN_TASKS = (
     Task("asr", "a speech recognizer (English)", "correct transcription", "wer"),
-    Task("st", "a speech translation system (English speech to Spanish text)", "correct Spanish translation",
-         "bleu", language="es"),
+    Task(
+        "st",
+        "a speech translation system (English speech to Spanish text)",
+        "correct Spanish translation",
+        "bleu",
+        language="es",
+    ),
     Task("ocr", "an OCR system reading a line of printed English text", "correct text of the line", "cer"),
-    Task("tec", "an English sentence that may contain grammatical and spelling errors",
-         "corrected sentence", "gleu"),
+    Task(
+        "tec",
+        "an English sentence that may contain grammatical and spelling errors",
+        "corrected sentence",
+        "gleu",
+    ),
 )
 
 _REGISTRY: dict[str, Task] = {task.name: task for task in BUILTIN_TASKS}
