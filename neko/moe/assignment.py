@@ -71,7 +71,7 @@ class ExpertAssignment:
         missing = [t for t in tasks if t not in mapping]
         if missing:
             raise NekoError(f"task {missing[0]!r} has no expert in the explicit expert map")
-        return cls(dict(mapping), num_experts)
+        return cls({task: mapping[task] for task in tasks}, num_experts)
 
     @property
     def tasks(self) -> list[str]:

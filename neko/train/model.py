@@ -1,0 +1,156 @@
+"""The model a run trains: built from scratch, loaded from a local checkpoint, or upcycled from a dense
+one; optionally wrapped with LoRA adapters. And the way a finished model is saved for `neko correct`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    MistralConfig,
+    MistralForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from neko.errors import NekoError
+from neko.moe.assignment import ExpertAssignment
+from neko.tasks import get_task
+from neko.train.config import ArchitectureConfig, TrainConfig
+from neko.train.tokenizer import add_markers, train_tokenizer
+
+NEKO_FILE = "neko.json"
+FORMAT_VERSION = 1
+STRATEGY_OF_MODE = {"task_guided": "task_guided", "damex": "damex", "moe": "top_k"}
+
+
+def build_tokenizer(config: TrainConfig, texts: Iterable[str]) -> PreTrainedTokenizerBase:
+    """A new BPE tokenizer for scratch models; the checkpoint's own, with neko's markers, otherwise."""
+    if config.model.source == "scratch":
+        return train_tokenizer(texts, config.model.architecture.vocab_size, config.tasks)
+    tokenizer = AutoTokenizer.from_pretrained(config.model.path)
+    add_markers(tokenizer, config.tasks)
+    return tokenizer
+
+
+def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """The model to train, with embeddings sized for `tokenizer`."""
+    source = config.model.source
+    if source == "scratch":
+        model = scratch_model(config.model.architecture, len(tokenizer), dense=config.mode == "dense")
+    elif source == "pretrained":
+        model = AutoModelForCausalLM.from_pretrained(config.model.path, dtype=torch.float32)
+    else:
+        from neko.moe.upcycle import upcycle
+
+        dense = AutoModelForCausalLM.from_pretrained(config.model.path, dtype=torch.float32)
+        model = upcycle(dense, num_experts=config.model.upcycle_experts, seed=config.run.seed)
+    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def scratch_model(arch: ArchitectureConfig, vocab_size: int, dense: bool = False) -> PreTrainedModel:
+    """A Mixtral of this shape, or (`dense`) the Mistral with the same active parameters per token:
+    its MLP is `experts_per_token` times an expert's width."""
+    shared = dict(
+        vocab_size=vocab_size,
+        hidden_size=arch.hidden_size,
+        num_hidden_layers=arch.num_hidden_layers,
+        num_attention_heads=arch.num_attention_heads,
+        num_key_value_heads=arch.num_key_value_heads,
+        max_position_embeddings=arch.max_position_embeddings,
+        tie_word_embeddings=arch.tie_word_embeddings,
+        rope_theta=arch.rope_theta,
+        sliding_window=None,
+    )
+    if dense:
+        return MistralForCausalLM(
+            MistralConfig(intermediate_size=arch.intermediate_size * arch.experts_per_token, **shared)
+        )
+    config = MixtralConfig(
+        intermediate_size=arch.intermediate_size,
+        num_local_experts=arch.num_experts,
+        num_experts_per_tok=arch.experts_per_token,
+        output_router_logits=False,
+        **shared,
+    )
+    return MixtralForCausalLM(config)
+
+
+def num_experts(model: torch.nn.Module) -> int | None:
+    config = model.config
+    for name in ("num_local_experts", "num_experts"):
+        if getattr(config, name, None):
+            return int(getattr(config, name))
+    return None
+
+
+def add_lora(model: PreTrainedModel, config: TrainConfig) -> torch.nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    lora = config.model.lora
+    targets = [p for p in lora.target_parameters if any(n.endswith(p) for n, _ in model.named_parameters())]
+    return get_peft_model(
+        model,
+        LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.target_modules,
+            target_parameters=targets or None,
+        ),
+    )
+
+
+def save_corrector(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    config: TrainConfig,
+    assignment: ExpertAssignment | None,
+) -> Path:
+    """Write a model directory `neko correct` loads: HF weights (LoRA merged), tokenizer, neko.json."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    dtype = getattr(torch, config.run.save_dtype)
+    state = {k: v.detach().to(dtype) for k, v in model.state_dict().items()}
+    model.config.dtype = config.run.save_dtype
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / NEKO_FILE).write_text(json.dumps(neko_metadata(config, assignment), indent=2) + "\n")
+    return out_dir
+
+
+def neko_metadata(config: TrainConfig, assignment: ExpertAssignment | None) -> dict:
+    builtin = {"asr", "st", "ocr", "tec"}
+    custom = [vars(get_task(t)) for t in config.tasks if t not in builtin]
+    return {
+        "format": FORMAT_VERSION,
+        "tasks": config.tasks,
+        "assignment": None if assignment is None else assignment.to_dict(),
+        "strategy": config.mode,
+        "prompt_style": config.data.prompt_style,
+        "max_source_tokens": config.data.max_source_tokens,
+        "max_new_tokens": config.data.max_target_tokens,
+        "custom_tasks": custom,
+    }
+
+
+def read_neko_metadata(path: Path) -> dict:
+    file = Path(path) / NEKO_FILE
+    if not file.exists():
+        raise NekoError(f"{path}: not a neko model directory (missing {NEKO_FILE})")
+    return json.loads(file.read_text())

@@ -1,0 +1,146 @@
+"""Training: each mode learns, kill + resume equals an uninterrupted run, LoRA merges, bad configs fail."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForCausalLM
+
+from neko.errors import NekoError
+from neko.train.config import load_config
+from neko.train.loop import read_metrics, train
+
+FIXTURE = Path(__file__).parent / "fixtures" / "train" / "mixed.jsonl"
+TINY = {
+    "tasks": ["asr", "ocr", "tec"],
+    "model": {
+        "source": "scratch",
+        "architecture": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "intermediate_size": 64,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "num_experts": 4,
+            "vocab_size": 400,
+        },
+    },
+    "data": {"train": [str(FIXTURE)]},
+    "optim": {
+        "lr": 3e-3,
+        "betas": [0.9, 0.95],
+        "warmup_steps": 2,
+        "epochs": 20,
+        "max_steps": 20,
+        "tokens_per_batch": 600,
+    },
+    "run": {"log_every": 1, "save_every": 1000, "threads": 1},
+}
+
+
+def write_config(tmp_path: Path, name: str = "config.yaml", **changes) -> Path:
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    config.setdefault("run", {})["out_dir"] = str(tmp_path / "run")
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("mode", ["task_guided", "moe", "damex", "dense"])
+def test_each_mode_trains_and_its_loss_falls(tmp_path, mode):
+    model_dir = train(load_config(write_config(tmp_path, mode=mode)))
+    losses = [m["loss"] for m in read_metrics(tmp_path / "run") if "loss" in m]
+    assert len(losses) == 20
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
+    assert (model_dir / "model.safetensors").exists() and (model_dir / "neko.json").exists()
+    logged = {key for line in read_metrics(tmp_path / "run") for key in line}
+    assert ("expert_load" in logged) == (mode != "dense")
+    assert {"loss_asr", "loss_ocr", "loss_tec", "lr", "tokens_per_s"} <= logged
+
+
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
+    steps = {"optim__max_steps": 60, "run__save_every": 10}
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "killed").mkdir()
+    assert train(load_config(write_config(tmp_path / "whole", **steps))).exists()
+    config = write_config(tmp_path / "killed", **steps)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "neko.cli", "train", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    checkpoint = tmp_path / "killed" / "run" / "checkpoints" / "step-00000020"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists(), process.stderr.read().decode()[-2000:]
+    assert not (tmp_path / "killed" / "run" / "model").exists(), "the run finished before it could be killed"
+
+    train(load_config(config), resume=True)
+    resumed = [m for m in read_metrics(tmp_path / "killed" / "run") if "loss" in m]
+    uninterrupted = [m for m in read_metrics(tmp_path / "whole" / "run") if "loss" in m]
+    assert [m["step"] for m in resumed] == list(range(1, 61))
+    assert resumed[-1]["loss"] == pytest.approx(uninterrupted[-1]["loss"], rel=1e-4)
+
+
+def test_lora_run_saves_a_merged_model_that_plain_transformers_loads(tmp_path):
+    base = train(load_config(write_config(tmp_path, optim__max_steps=2)))
+    (tmp_path / "lora").mkdir()
+    config = write_config(
+        tmp_path / "lora", model={"source": "pretrained", "path": str(base), "lora": {"r": 4}}
+    )
+    merged = train(load_config(config))
+    loaded = AutoModelForCausalLM.from_pretrained(merged)
+    original = AutoModelForCausalLM.from_pretrained(base)
+    assert not any("lora" in name for name in loaded.state_dict())
+    assert loaded.state_dict().keys() == original.state_dict().keys()
+    changed = [k for k, v in loaded.state_dict().items() if not torch.equal(v, original.state_dict()[k])]
+    assert any("q_proj" in k for k in changed) and any("experts" in k for k in changed)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"optim__learning_rate": 1.0}, "unknown key 'learning_rate'"),
+        ({"data__train": ["no/such/file.jsonl"]}, "data file 'no/such/file.jsonl' does not exist"),
+        ({"expert_map": {"asr": 0, "ocr": 1}}, "task 'tec' has no expert in the explicit expert map"),
+        ({"tasks": ["asr", "st", "ocr", "tec", "nope"]}, "unknown task 'nope'"),
+        ({"model__architecture__num_experts": 2}, "3 tasks (asr, ocr, tec) but only 2 experts"),
+        ({"mode": "sparse"}, "mode is 'sparse'; expected one of task_guided, moe, damex, dense"),
+        ({"optim__lr": "fast"}, "lr must be float"),
+    ],
+)
+def test_bad_configs_fail_before_any_work_with_one_line(tmp_path, change, message):
+    with pytest.raises(NekoError) as error:
+        load_config(write_config(tmp_path, **change))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_prints_config_errors_as_one_line(tmp_path):
+    config = write_config(tmp_path, optim__learning_rate=1.0)
+    result = subprocess.run(
+        [sys.executable, "-m", "neko.cli", "train", str(config)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "unknown key 'learning_rate'" in result.stderr
+    assert "Traceback" not in result.stderr
