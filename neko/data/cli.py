@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from neko.data.formats import FORMATS, STDIN, read_examples, write_examples
+from neko.data.stats import stats_command
 
 data_app = typer.Typer(no_args_is_help=True)
+data_app.command("stats")(stats_command)
 
 _FORMAT_HELP = f"one of {', '.join(FORMATS)}; detected from the file name and content when left out"
 _TASK_HELP = "the task of every example, for formats that do not record one (hyporadise, gensec, text)"
