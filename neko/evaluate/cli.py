@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from neko.data.formats import read_examples
 from neko.data.jsonl import open_text
 from neko.data.schema import Example
 from neko.errors import NekoError
@@ -28,16 +29,7 @@ DEFAULT_SYSTEM = "corrected"
 
 
 def load_examples(path: str | Path, format: str | None = None, task: str | None = None) -> list[Example]:
-    """Examples of a data file, through the format adapter (`neko.data.formats`) when it exists, else
-    native JSONL. `format` and `task` are the adapter's (the task of formats that do not record one)."""
-    try:
-        from neko.data.formats import read_examples
-    except ImportError:
-        if format not in (None, "jsonl") or task is not None:
-            raise NekoError("--format and --task need neko.data.formats, which is not installed") from None
-        from neko.data.jsonl import read_jsonl
-
-        return list(read_jsonl(path))
+    """Examples of a data file in any format neko reads (`task`: for formats that do not record one)."""
     return list(read_examples(path, format=format, task=task))
 
 
