@@ -21,12 +21,14 @@ _stderr = Console(stderr=True)
 
 
 def _register_commands() -> None:
+    from neko.correct.cli import correct_command
     from neko.data.cli import data_app
     from neko.evaluate.cli import eval_command
     from neko.train.cli import train_command
 
     app.add_typer(data_app, name="data", help="Build, validate, convert and describe correction data.")
     app.command("train")(train_command)
+    app.command("correct")(correct_command)
     app.command("eval")(eval_command)
 
 

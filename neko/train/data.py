@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from neko.correct.prompts import build_prompt
 from neko.data.schema import Example
 from neko.moe.assignment import NO_TASK
 from neko.tasks import get_task
@@ -45,15 +46,10 @@ def encode_example(
     max_hypotheses: int,
     loss_on: str = "response",
 ) -> Encoded:
-    """Prompt + target; the prompt drops its worst hypotheses until it fits `max_source_tokens`."""
+    """Prompt + target; a long prompt is fitted as at inference (`neko.correct.prompts.build_prompt`):
+    worst hypotheses dropped first, then the best one cut, the markers always kept."""
     task = get_task(example.task)
-    hypotheses = example.hypotheses[:max_hypotheses]
-    while True:
-        prompt = tokenize(tokenizer, task.render_prompt(hypotheses, style))
-        if len(prompt) <= max_source_tokens or len(hypotheses) == 1:
-            break
-        hypotheses = hypotheses[:-1]
-    prompt = prompt[:max_source_tokens]
+    prompt = build_prompt(tokenizer, task, example.hypotheses[:max_hypotheses], style, max_source_tokens).ids
     target = tokenize(tokenizer, task.render_target(example.reference or "", style))[:max_target_tokens]
     prompt_labels = list(prompt) if loss_on == "sequence" else [IGNORE] * len(prompt)
     return Encoded(prompt + target, prompt_labels + target, example.task)

@@ -144,6 +144,7 @@ def neko_metadata(config: TrainConfig, assignment: ExpertAssignment | None) -> d
         "strategy": config.mode,
         "prompt_style": config.data.prompt_style,
         "max_source_tokens": config.data.max_source_tokens,
+        "max_hypotheses": config.data.max_hypotheses,
         "max_new_tokens": config.data.max_target_tokens,
         "custom_tasks": custom,
     }

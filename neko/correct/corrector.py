@@ -1,0 +1,318 @@
+"""`Corrector`: a trained neko model that corrects, scores and reranks recognizer hypotheses.
+
+    corrector = Corrector.from_pretrained("runs/neko-small/model")
+    corrections = corrector.correct(examples)                       # Examples carry their task
+    corrector.correct([["helo world", "hello word"]], task="asr")   # or plain N-best lists
+    corrector.rerank(examples)                                      # the most likely hypothesis
+    corrector.routing_stats(examples).to_dict()                     # which experts each task uses
+
+Inputs are `Example`s, N-best lists (best first) or single strings; `task=` sets the task of every
+input (it overrides `Example.task`). Results come back in input order; batches are formed by prompt
+length. Prompts longer than `max_source_tokens` lose their worst hypotheses first, then the end of the
+best one, with a warning (`neko.correct.prompts`). Degenerate outputs fall back to the 1-best
+(`neko.correct.safety`); `last_fallbacks` counts them per reason for the latest `correct` call.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from neko.correct.generation import collect_routing, generate, length_batches, score_targets
+from neko.correct.model_dir import (
+    ModelInfo,
+    check_model_files,
+    load_model,
+    load_tokenizer,
+    read_model_info,
+    resolve_device,
+    resolve_model_dir,
+)
+from neko.correct.prompts import Prompt, build_prompt, decode, encode
+from neko.correct.safety import SafetyValve
+from neko.data.schema import Example
+from neko.errors import NekoError
+from neko.moe import RoutingStats, apply_task_guidance
+from neko.moe.routing import find_routers
+from neko.tasks import END_MARKER, Task, get_task
+
+Inputs = Sequence[Example | Sequence[str] | str]
+"""What the methods accept: Examples, N-best lists (best first), or single hypotheses."""
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The correction of one input.
+
+    `text` is what to use: the model's output, or the 1-best when the safety valve `fell_back` (for
+    `reason`, one of `neko.correct.safety.REASONS`). `output` is the model's own output either way.
+    """
+
+    id: str
+    task: str
+    text: str
+    fell_back: bool = False
+    reason: str | None = None
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class _Item:
+    id: str
+    task: Task
+    hypotheses: list[str]
+    prompt: Prompt
+
+
+class Corrector:
+    """A correction model with its tokenizer and `neko.json` settings (`ModelInfo`)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer, info: ModelInfo, name: str = "the model") -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.info = info
+        self.name = name
+        self.eos_id = tokenizer.convert_tokens_to_ids(END_MARKER)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        if info.routing_strategy is not None and not hasattr(model, "neko_guidance"):
+            apply_task_guidance(model, info.assignment, info.routing_strategy)
+        self.last_fallbacks: Counter[str] = Counter()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+    ) -> Corrector:
+        """Load a model directory (None: the default model, `models/neko-tiny`) on `device` (None or
+        "auto": CUDA when available). `dtype` overrides the checkpoint's."""
+        path = resolve_model_dir(path)
+        check_model_files(path)
+        info = read_model_info(path)
+        tokenizer = load_tokenizer(path, info)
+        model = load_model(path, resolve_device(device), dtype)
+        return cls(model, tokenizer, info, name=str(path))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.info.tasks)
+
+    # -----------------------------------------------------------------------------------------------
+
+    def correct(
+        self,
+        examples: Inputs,
+        task: str | None = None,
+        *,
+        num_beams: int = 1,
+        batch_size: int = 16,
+        max_new_tokens: int | None = None,
+        max_source_tokens: int | None = None,
+        safety_valve: bool | SafetyValve = True,
+    ) -> list[Correction]:
+        """Correct every input (greedy, or beam search with `num_beams` > 1); in input order.
+
+        `max_new_tokens`/`max_source_tokens` default to the model's (`neko.json`). `safety_valve`: True
+        for the default thresholds, a `SafetyValve` for others, False to keep every model output.
+        """
+        items = self._prepare(examples, task, max_source_tokens)
+        return self._correct(items, num_beams, batch_size, max_new_tokens, safety_valve)
+
+    def _correct(
+        self,
+        items: list[_Item],
+        num_beams: int = 1,
+        batch_size: int = 16,
+        max_new_tokens: int | None = None,
+        safety_valve: bool | SafetyValve = True,
+    ) -> list[Correction]:
+        if num_beams < 1:
+            raise NekoError(f"num_beams must be at least 1, got {num_beams}")
+        max_new_tokens = max_new_tokens or self.info.max_new_tokens
+        valve = SafetyValve() if safety_valve is True else safety_valve or None
+        corrections: list[Correction | None] = [None] * len(items)
+        for batch in length_batches([len(item.prompt.ids) for item in items], batch_size):
+            generated = generate(
+                self.model,
+                [items[i].prompt.ids for i in batch],
+                pad_id=self.pad_id,
+                eos_id=self.eos_id,
+                max_new_tokens=max_new_tokens,
+                num_beams=num_beams,
+            )
+            for i, result in zip(batch, generated, strict=True):
+                item = items[i]
+                output = decode(self.tokenizer, result.ids).strip()
+                best = item.hypotheses[0]
+                reason = valve.check(output, best, result.finished) if valve is not None else None
+                corrections[i] = Correction(
+                    item.id, item.task.name, best if reason else output, reason is not None, reason, output
+                )
+        self.last_fallbacks = Counter(c.reason for c in corrections if c.fell_back)
+        return corrections
+
+    def score(
+        self,
+        examples: Inputs,
+        task: str | None = None,
+        *,
+        batch_size: int = 16,
+        max_source_tokens: int | None = None,
+    ) -> list[list[float]]:
+        """Per input, each hypothesis's log-likelihood as the model's output for the prompt: the sum of
+        the token log-probabilities of `task.render_target(hypothesis)` (end marker included)."""
+        return self._score(self._prepare(examples, task, max_source_tokens), batch_size)
+
+    def _score(self, items: list[_Item], batch_size: int) -> list[list[float]]:
+        pairs = [
+            (i, encode(self.tokenizer, item.task.render_target(h, self.info.prompt_style)))
+            for i, item in enumerate(items)
+            for h in item.hypotheses
+        ]
+        scores = [0.0] * len(pairs)
+        lengths = [len(items[i].prompt.ids) + len(target) for i, target in pairs]
+        for batch in length_batches(lengths, batch_size):
+            batch_scores = score_targets(
+                self.model,
+                [items[pairs[j][0]].prompt.ids for j in batch],
+                [pairs[j][1] for j in batch],
+                pad_id=self.pad_id,
+            )
+            for j, value in zip(batch, batch_scores, strict=True):
+                scores[j] = value
+        result: list[list[float]] = [[] for _ in items]
+        for (i, _), value in zip(pairs, scores, strict=True):
+            result[i].append(value)
+        return result
+
+    def rerank(
+        self,
+        examples: Inputs,
+        task: str | None = None,
+        *,
+        batch_size: int = 16,
+        max_source_tokens: int | None = None,
+    ) -> list[str]:
+        """Per input, the hypothesis the model finds most likely (`score`); ties go to the better-ranked."""
+        items = self._prepare(examples, task, max_source_tokens)
+        scores = self._score(items, batch_size)
+        return [
+            item.hypotheses[max(range(len(values)), key=lambda k, v=values: (v[k], -k))]
+            for item, values in zip(items, scores, strict=True)
+        ]
+
+    def routing_stats(
+        self,
+        examples: Inputs,
+        task: str | None = None,
+        *,
+        outputs: Sequence[str | Correction] | None = None,
+        batch_size: int = 16,
+        max_source_tokens: int | None = None,
+        **correct_options,
+    ) -> RoutingStats:
+        """Which experts each task's tokens use: prompts followed by outputs, run through the model in
+        eval mode with tokens labelled by task. `outputs` (strings or `Correction`s, whose model output is
+        used) default to fresh `correct` outputs (`correct_options` go there). Needs an MoE model with an
+        expert assignment; every task of the inputs must own an expert."""
+        assignment = self.info.assignment
+        if assignment is None:
+            raise NekoError(
+                f"{self.name} is a dense model (no expert assignment): it has no routing statistics"
+            )
+        items = self._prepare(examples, task, max_source_tokens)
+        task_ids = [assignment.task_id(item.task.name) for item in items]
+        if outputs is None:
+            outputs = self._correct(items, batch_size=batch_size, **correct_options)
+        if len(outputs) != len(items):
+            raise NekoError(f"routing_stats got {len(outputs)} outputs for {len(items)} inputs")
+        texts = [o.output if isinstance(o, Correction) else o for o in outputs]
+        rows = [
+            item.prompt.ids + encode(self.tokenizer, item.task.render_target(text, self.info.prompt_style))
+            for item, text in zip(items, texts, strict=True)
+        ]
+        layers = [layer for layer, _ in find_routers(self.model)]
+        stats = RoutingStats(assignment.tasks, max(layers) + 1, assignment.num_experts)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for batch in length_batches([len(row) for row in rows], batch_size):
+                collect_routing(
+                    self.model,
+                    [rows[i] for i in batch],
+                    [task_ids[i] for i in batch],
+                    stats,
+                    pad_id=self.pad_id,
+                )
+        finally:
+            self.model.train(was_training)
+        return stats
+
+    # -----------------------------------------------------------------------------------------------
+
+    def _task(self, name: str) -> Task:
+        task = get_task(name)
+        if name not in self.info.tasks:
+            raise NekoError(
+                f"{self.name} was not trained for task {name!r}; its tasks: {', '.join(self.tasks)}"
+            )
+        return task
+
+    def _prepare(self, examples: Inputs, task: str | None, max_source_tokens: int | None) -> list[_Item]:
+        if isinstance(examples, (str, Example)):
+            raise NekoError("pass a list of inputs (Examples, N-best lists or strings), not a single one")
+        override = self._task(task) if task is not None else None
+        limit = max_source_tokens or self.info.max_source_tokens
+        items = []
+        for index, example in enumerate(examples):
+            if isinstance(example, Example):
+                example_id, name, hypotheses = example.id, example.task, list(example.hypotheses)
+            elif isinstance(example, str):
+                example_id, name, hypotheses = str(index), None, [example]
+            elif isinstance(example, Sequence) and all(isinstance(h, str) for h in example):
+                example_id, name, hypotheses = str(index), None, list(example)
+            else:
+                raise NekoError(
+                    f"input {index}: expected an Example, a list of hypotheses or a string, "
+                    f"got {type(example).__name__}"
+                )
+            if override is not None:
+                task_of = override
+            elif name is None:
+                raise NekoError(
+                    f"plain hypothesis lists need task=; {self.name} knows {', '.join(self.tasks)}"
+                )
+            else:
+                task_of = self._task(name)
+            if not hypotheses:
+                raise NekoError(f"example {example_id!r} has no hypotheses; it needs at least one")
+            # the prompt shows at most the N-best size the model was trained on; all are scored
+            shown = hypotheses[: self.info.max_hypotheses]
+            prompt = build_prompt(self.tokenizer, task_of, shown, self.info.prompt_style, limit)
+            items.append(_Item(example_id, task_of, hypotheses, prompt))
+        _warn_truncated(items, limit)
+        return items
+
+
+def _warn_truncated(items: list[_Item], limit: int) -> None:
+    truncated = [item for item in items if item.prompt.truncated]
+    if not truncated:
+        return
+    dropped = sum(item.prompt.total - item.prompt.kept for item in truncated)
+    cut = sum(item.prompt.cut for item in truncated)
+    warnings.warn(
+        f"{len(truncated)} of {len(items)} prompts were longer than max_source_tokens={limit}: "
+        f"dropped {dropped} worst hypotheses, cut the best hypothesis of {cut} "
+        f"(first: {truncated[0].id!r})",
+        stacklevel=4,
+    )

@@ -1,0 +1,235 @@
+"""A trained neko model on disk: what the directory holds, and loading it.
+
+A model directory (written by the trainer) holds
+
+- `config.json` and `model.safetensors` (or a sharded `model.safetensors.index.json`): a plain
+  transformers causal LM, loaded with `AutoModelForCausalLM` from safetensors only;
+- `tokenizer.json` and `tokenizer_config.json`: a fast tokenizer whose `eos_token` is `END_MARKER`,
+  whose `pad_token` is `<|pad|>`, and in which every marker of `neko.tasks.special_tokens(tasks)` is
+  a single special token;
+- `neko.json`: what neko needs beyond transformers::
+
+      {"format": 1, "tasks": ["asr", "ocr"],
+       "assignment": {"num_experts": 8, "task_to_expert": {"asr": 3, "ocr": 5}},   # null: dense model
+       "strategy": "task_guided", "prompt_style": "compact",
+       "max_source_tokens": 512, "max_new_tokens": 128, "max_hypotheses": 5,   # optional, null: all
+       "custom_tasks": [{"name": "handwriting", "description": "...", "output": "...",
+                         "metric": "cer", "language": "en"}]}
+
+  Custom tasks are registered (`neko.tasks.register_task`) when the file is read, before anything
+  else looks their names up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import neko
+from neko.errors import NekoError
+from neko.moe import ExpertAssignment
+from neko.tasks import END_MARKER, PROMPT_STYLES, Task, get_task, register_task, special_tokens
+
+NEKO_JSON = "neko.json"
+FORMAT_VERSION = 1
+MODEL_STRATEGIES = ("task_guided", "moe", "damex", "dense")
+DEFAULT_MODEL_DIR = Path(neko.__file__).resolve().parents[1] / "models" / "neko-tiny"
+"""Where `neko correct` looks when no `--model` is given: `models/neko-tiny` in the repository."""
+
+_ROUTING_STRATEGY = {"task_guided": "task_guided", "damex": "damex", "moe": "top_k"}
+"""neko.json strategy -> `neko.moe.apply_task_guidance` strategy (all route alike in eval mode)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The contents of `neko.json`."""
+
+    tasks: list[str]
+    assignment: ExpertAssignment | None = None
+    strategy: str = "task_guided"
+    prompt_style: str = "compact"
+    max_source_tokens: int = 512
+    max_new_tokens: int = 128
+    max_hypotheses: int | None = None
+    custom_tasks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def routing_strategy(self) -> str | None:
+        """The `apply_task_guidance` strategy, or None for a dense model."""
+        if self.assignment is None:
+            return None
+        return _ROUTING_STRATEGY.get(self.strategy, "top_k")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "tasks": list(self.tasks),
+            "assignment": None if self.assignment is None else self.assignment.to_dict(),
+            "strategy": self.strategy,
+            "prompt_style": self.prompt_style,
+            "max_source_tokens": self.max_source_tokens,
+            "max_new_tokens": self.max_new_tokens,
+            "max_hypotheses": self.max_hypotheses,
+            "custom_tasks": [dict(spec) for spec in self.custom_tasks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = NEKO_JSON) -> ModelInfo:
+        """Validate a decoded `neko.json`, registering its custom tasks; errors name `where` and the key."""
+        if not isinstance(data, dict):
+            raise NekoError(f"{where}: expected a JSON object")
+        if data.get("format") != FORMAT_VERSION:
+            raise NekoError(f"{where}: unsupported format {data.get('format')!r}; expected {FORMAT_VERSION}")
+        for spec in _list(data, "custom_tasks", where, required=False):
+            register_task(_custom_task(spec, where))
+        tasks = _list(data, "tasks", where)
+        if not tasks or not all(isinstance(t, str) for t in tasks):
+            raise NekoError(f"{where}: 'tasks' must be a non-empty list of task names")
+        for name in tasks:
+            get_task(name)
+        strategy = data.get("strategy", "task_guided")
+        if strategy not in MODEL_STRATEGIES:
+            raise NekoError(
+                f"{where}: unknown strategy {strategy!r}; expected one of {', '.join(MODEL_STRATEGIES)}"
+            )
+        style = data.get("prompt_style", "compact")
+        if style not in PROMPT_STYLES:
+            raise NekoError(
+                f"{where}: unknown prompt_style {style!r}; expected one of {', '.join(PROMPT_STYLES)}"
+            )
+        assignment = data.get("assignment")
+        if assignment is not None:
+            if not isinstance(assignment, dict) or not {"num_experts", "task_to_expert"} <= set(assignment):
+                raise NekoError(f"{where}: 'assignment' must hold 'num_experts' and 'task_to_expert'")
+            assignment = ExpertAssignment.from_dict(assignment)
+        return cls(
+            tasks=list(tasks),
+            assignment=assignment,
+            strategy=strategy,
+            prompt_style=style,
+            max_source_tokens=_positive_int(data, "max_source_tokens", where, 512),
+            max_new_tokens=_positive_int(data, "max_new_tokens", where, 128),
+            max_hypotheses=None
+            if data.get("max_hypotheses") is None
+            else _positive_int(data, "max_hypotheses", where, 1),
+            custom_tasks=[dict(spec) for spec in data.get("custom_tasks") or []],
+        )
+
+
+def resolve_model_dir(path: str | Path | None) -> Path:
+    """`path`, or the default model when None; a one-line error when it is not there."""
+    if path is None:
+        if not DEFAULT_MODEL_DIR.is_dir():
+            raise NekoError(
+                f"the default model is not installed ({DEFAULT_MODEL_DIR} is missing); "
+                "train one or pass a model directory with --model DIR (Corrector.from_pretrained(path))"
+            )
+        return DEFAULT_MODEL_DIR
+    path = Path(path)
+    if not path.exists():
+        raise NekoError(f"{path}: no such model directory")
+    if not path.is_dir():
+        raise NekoError(f"{path}: is a file, expected a model directory")
+    return path
+
+
+def check_model_files(path: Path) -> None:
+    """Name the first file a model directory lacks."""
+    required = [NEKO_JSON, "config.json", "tokenizer.json", "tokenizer_config.json"]
+    for name in required:
+        if not (path / name).is_file():
+            raise NekoError(f"{path}: model directory is missing {name}")
+    if not (path / "model.safetensors").is_file() and not (path / "model.safetensors.index.json").is_file():
+        raise NekoError(
+            f"{path}: model directory is missing model.safetensors (weights are read as safetensors only)"
+        )
+
+
+def read_model_info(path: Path) -> ModelInfo:
+    where = str(path / NEKO_JSON)
+    try:
+        data = json.loads((path / NEKO_JSON).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise NekoError(f"{where}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    return ModelInfo.from_dict(data, where)
+
+
+def write_model_info(path: str | Path, info: ModelInfo) -> None:
+    """Write `neko.json` into a model directory."""
+    (Path(path) / NEKO_JSON).write_text(json.dumps(info.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def load_tokenizer(path: Path, info: ModelInfo):
+    """The model's fast tokenizer, checked against the contract above."""
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+    if tokenizer.eos_token != END_MARKER:
+        raise NekoError(
+            f"{path}: the tokenizer's eos_token is {tokenizer.eos_token!r}, expected {END_MARKER!r}"
+        )
+    if info.prompt_style == "compact":
+        for marker in special_tokens(info.tasks):
+            if len(tokenizer.encode(marker, add_special_tokens=False)) != 1:
+                raise NekoError(f"{path}: the tokenizer lacks the special token {marker!r}")
+    return tokenizer
+
+
+def load_model(path: Path, device: torch.device, dtype: torch.dtype | str | None = None) -> torch.nn.Module:
+    """The causal LM, from safetensors, in eval mode on `device`; `dtype` None: float32 on CPU (where
+    half precision is slow), the checkpoint's own elsewhere."""
+    from transformers import AutoModelForCausalLM
+
+    if dtype is None:
+        dtype = torch.float32 if device.type == "cpu" else "auto"
+    kwargs: dict[str, Any] = {"use_safetensors": True, "dtype": dtype}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise NekoError(f"{path}: cannot load the model ({first_line})") from None
+    return model.to(device).eval()
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`None`/"auto": CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise NekoError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N") from None
+
+
+def _list(data: dict, key: str, where: str, required: bool = True) -> list:
+    if key not in data or data[key] is None:
+        if required:
+            raise NekoError(f"{where}: missing key '{key}'")
+        return []
+    if not isinstance(data[key], list):
+        raise NekoError(f"{where}: '{key}' must be a list")
+    return data[key]
+
+
+def _positive_int(data: dict, key: str, where: str, default: int) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise NekoError(f"{where}: '{key}' must be a positive integer, got {value!r}")
+    return value
+
+
+def _custom_task(spec: Any, where: str) -> Task:
+    if not isinstance(spec, dict):
+        raise NekoError(f"{where}: each of 'custom_tasks' must be a JSON object")
+    fields = ("name", "description", "output", "metric")
+    for name in fields:
+        if not isinstance(spec.get(name), str):
+            raise NekoError(f"{where}: custom task needs a string '{name}'")
+    unknown = set(spec) - {*fields, "language"}
+    if unknown:
+        raise NekoError(f"{where}: custom task {spec['name']!r} has unknown key '{sorted(unknown)[0]}'")
+    return Task(**spec)

@@ -1,0 +1,138 @@
+"""Tiny neko model directories (random Mixtral + byte-level BPE), and a way to script their outputs.
+
+`make_model_dir(path)` writes what the trainer writes (see `neko.correct.model_dir`): HF model files,
+a fast tokenizer whose markers are special tokens, and `neko.json`. The model is random, so it writes
+junk: exactly what the safety valve is for. `script_outputs` makes it write chosen tokens instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    MistralConfig,
+    MistralForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
+from neko.correct.model_dir import ModelInfo, write_model_info
+from neko.moe import ExpertAssignment
+from neko.tasks import END_MARKER, special_tokens
+
+TASKS = ("asr", "st", "ocr", "tec")
+PAD = "<|pad|>"
+SENTENCES = (
+    "the quick brown fox jumps over the lazy dog",
+    "she sells sea shells by the sea shore",
+    "the cat sat on the mat and the dog sat on the log",
+    "hola mundo, el gato duerme en la casa",
+    "The Cat Sat. He goes home; they went home!",
+    "numbers 0 1 2 3 4 5 6 7 8 9 and more words",
+)
+TINY_MODEL = dict(
+    hidden_size=32,
+    intermediate_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=512,
+)
+
+
+def tiny_tokenizer(tasks: Sequence[str] = TASKS, vocab_size: int = 320) -> PreTrainedTokenizerFast:
+    """A byte-level BPE with neko's markers (and `<|pad|>`) as special tokens; END_MARKER is EOS."""
+    markers = special_tokens(tasks)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, *markers],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(list(SENTENCES) * 4, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token=END_MARKER,
+        pad_token=PAD,
+        additional_special_tokens=[m for m in markers if m != END_MARKER],
+    )
+
+
+def make_model_dir(
+    path: str | Path,
+    tasks: Sequence[str] = TASKS,
+    *,
+    num_experts: int = 4,
+    dense: bool = False,
+    strategy: str = "task_guided",
+    prompt_style: str = "compact",
+    max_source_tokens: int = 96,
+    max_new_tokens: int = 12,
+    max_hypotheses: int | None = None,
+    custom_tasks: Sequence[dict] = (),
+    seed: int = 0,
+) -> Path:
+    """Write a tiny model directory at `path`: Mixtral with `num_experts` experts (or a dense Mistral)."""
+    path = Path(path)
+    tokenizer = tiny_tokenizer(tasks)
+    common = dict(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        **TINY_MODEL,
+    )
+    torch.manual_seed(seed)
+    if dense:
+        model = MistralForCausalLM(MistralConfig(**common))
+    else:
+        model = MixtralForCausalLM(
+            MixtralConfig(num_local_experts=num_experts, num_experts_per_tok=2, **common)
+        )
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    assignment = None if dense else ExpertAssignment.random(list(tasks), num_experts, seed)
+    info = ModelInfo(
+        tasks=list(tasks),
+        assignment=assignment,
+        strategy="dense" if dense else strategy,
+        prompt_style=prompt_style,
+        max_source_tokens=max_source_tokens,
+        max_new_tokens=max_new_tokens,
+        max_hypotheses=max_hypotheses,
+        custom_tasks=[dict(spec) for spec in custom_tasks],
+    )
+    write_model_info(path, info)
+    return path
+
+
+def script_outputs(model: torch.nn.Module, token_ids: Sequence[int]) -> Callable[[], None]:
+    """Make generation emit `token_ids` (the last one repeats) in every row; returns the undo function.
+
+    A forward pass over more than one position starts a new generation (the prefill); each pass
+    then boosts the next scripted token's logit far above the rest.
+    """
+    step = [0]
+
+    def on_embed(module, args, output):
+        if args[0].shape[1] > 1:
+            step[0] = 0
+
+    def on_logits(module, args, logits):
+        logits = logits.clone()
+        logits[..., token_ids[min(step[0], len(token_ids) - 1)]] += 1e4
+        step[0] += 1
+        return logits
+
+    handles = [
+        model.get_input_embeddings().register_forward_hook(on_embed),
+        model.get_output_embeddings().register_forward_hook(on_logits),
+    ]
+    return lambda: [handle.remove() for handle in handles]

@@ -1,0 +1,410 @@
+"""`neko.correct`: batched correction, truncation, the safety valve, scoring/reranking, routing
+statistics, one-line errors, and `neko correct`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from correct_fixtures import TASKS, make_model_dir, script_outputs
+from typer.testing import CliRunner
+
+import neko.correct.model_dir as model_dir
+from neko.cli import _register_commands, app
+from neko.correct import Correction, Corrector, SafetyValve
+from neko.correct.cli import correct_command
+from neko.correct.prompts import build_prompt, decode
+from neko.correct.safety import longest_run
+from neko.data.schema import Example
+from neko.errors import NekoError
+from neko.tasks import _REGISTRY, get_task
+
+FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    return make_model_dir(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def corrector(model_path) -> Corrector:
+    return Corrector.from_pretrained(model_path, device="cpu")
+
+
+def examples(count: int = 7) -> list[Example]:
+    """Mixed tasks, N-best sizes and lengths."""
+    return [
+        Example(
+            f"e{i}",
+            TASKS[i % len(TASKS)],
+            ["the cat sat on the mat " * (1 + i % 3), "the cat sad", "a cat sat"][: 1 + i % 3],
+        )
+        for i in range(count)
+    ]
+
+
+def ids_of(corrector: Corrector, text: str) -> list[int]:
+    return corrector.tokenizer.encode(text, add_special_tokens=False)
+
+
+# --- the degeneracy check ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("output", "best", "finished", "reason"),
+    [
+        ("the cat sat on the mat", "the cat sad on the mat", True, None),
+        ("hello", "hi", True, None),  # the slack lets short inputs grow a little
+        ("no no no stop", "no no no stop", True, None),  # the recognizer's own repetition is kept
+        ("the cat sat", "the cat sat", False, "unfinished"),
+        ("", "the cat sat", True, "empty"),
+        ("  \n ", "the cat sat", True, "empty"),
+        ("the the the cat", "the cat", True, "looping"),
+        ("sat on the mat sat on the mat sat on the mat", "sat on the mat", True, "looping"),
+        ("abcdabcdabcdabcdabcd", "abcd efgh ijkl mnop qrst", True, "looping"),
+        ("a cat", "the cat sat on the mat today", True, "too short"),
+        ("the cat sat on the mat and then it went out to play", "the cat sat", True, "too long"),
+    ],
+)
+def test_safety_valve_check(output, best, finished, reason):
+    assert SafetyValve().check(output, best, finished) == reason
+
+
+def test_safety_valve_thresholds_are_adjustable():
+    assert SafetyValve(max_ratio=10.0).check("the cat sat on the mat and then it went", "the cat") is None
+    assert SafetyValve(length_slack=0).check("hello", "hi") == "too long"
+
+
+def test_longest_run():
+    assert longest_run("abcabcabcx", 3) == 3
+    assert longest_run("xabcabc", 3) == 2
+    assert longest_run(["a", "b", "a", "b"], 1) == 1
+    assert longest_run([], 2) == 0
+
+
+# --- correction ---------------------------------------------------------------------------------------
+
+
+def test_batches_keep_input_order_and_match_unbatched(corrector):
+    inputs = examples(6)
+    batched = corrector.correct(inputs, batch_size=4, max_new_tokens=6, safety_valve=False)
+    single = corrector.correct(inputs, batch_size=1, max_new_tokens=6, safety_valve=False)
+    assert [c.id for c in batched] == [e.id for e in inputs]
+    assert [c.task for c in batched] == [e.task for e in inputs]
+    # left padding with proper positions: a row's output does not depend on its batch
+    assert [c.output for c in batched] == [c.output for c in single]
+    assert all(not c.fell_back and c.text == c.output for c in batched)
+
+
+def test_beam_search(corrector):
+    inputs = examples(3)
+    corrections = corrector.correct(inputs, num_beams=3, batch_size=2, safety_valve=False)
+    assert [c.id for c in corrections] == ["e0", "e1", "e2"]
+
+
+def test_plain_lists_and_strings_with_task(corrector):
+    corrections = corrector.correct([["the cat sad", "the cat sat"], "a cat sat"], task="asr")
+    assert [(c.id, c.task) for c in corrections] == [("0", "asr"), ("1", "asr")]
+    assert corrector.correct([], task="asr") == []
+
+
+def test_task_argument_overrides_example_task(corrector):
+    corrections = corrector.correct(examples(2), task="ocr")
+    assert {c.task for c in corrections} == {"ocr"}
+
+
+def test_random_model_falls_back_to_the_best_hypothesis(corrector):
+    inputs = examples(4)
+    corrections = corrector.correct(inputs)
+    for correction, example in zip(corrections, inputs, strict=True):
+        if correction.fell_back:
+            assert correction.text == example.best_hypothesis and correction.reason
+        else:
+            assert correction.text == correction.output
+    assert sum(corrector.last_fallbacks.values()) == sum(c.fell_back for c in corrections) > 0
+
+
+@pytest.mark.parametrize(
+    ("script", "best", "reason"),
+    [
+        ("", "the cat sat", "empty"),
+        ("the the the the the the", "the cat", "looping"),
+        ("the quick brown fox jumps over the lazy dog", "the cat", "too long"),
+        ("the cat sat", "the cat sad", None),
+    ],
+)
+def test_safety_valve_end_to_end(corrector, script, best, reason):
+    undo = script_outputs(corrector.model, [*ids_of(corrector, script), corrector.eos_id])
+    try:
+        inputs = [Example("x", "asr", [best, "the cat"]), Example("y", "tec", [best])]
+        on = corrector.correct(inputs, max_new_tokens=40)
+        off = corrector.correct(inputs, max_new_tokens=40, safety_valve=False)
+    finally:
+        undo()
+    for correction in on:
+        assert correction.output == script
+        assert (correction.fell_back, correction.reason) == (reason is not None, reason)
+        assert correction.text == (best if reason else script)
+    assert corrector.last_fallbacks == {}
+    assert all(c.text == script and not c.fell_back for c in off)
+
+
+def test_output_that_never_ends_falls_back(corrector):
+    undo = script_outputs(corrector.model, ids_of(corrector, " the"))
+    try:
+        [correction] = corrector.correct([Example("x", "asr", ["the cat sat"])], max_new_tokens=5)
+    finally:
+        undo()
+    assert correction.output == "the the the the the"
+    assert (correction.text, correction.reason) == ("the cat sat", "unfinished")
+    assert corrector.last_fallbacks == {"unfinished": 1}
+
+
+def test_instruct_prompt_style(tmp_path):
+    corrector = Corrector.from_pretrained(
+        make_model_dir(tmp_path / "m", prompt_style="instruct", max_source_tokens=400), device="cpu"
+    )
+    undo = script_outputs(corrector.model, [*ids_of(corrector, " the cat sat"), corrector.eos_id])
+    try:
+        [correction] = corrector.correct([Example("x", "asr", ["the cat sad", "the cat"])])
+    finally:
+        undo()
+    assert (correction.text, correction.fell_back) == ("the cat sat", False)
+    assert len(corrector.score([["the cat sad", "the cat"]], task="ocr")[0]) == 2
+
+
+# --- truncation ---------------------------------------------------------------------------------------
+
+
+def test_truncation_drops_worst_hypotheses_first(corrector):
+    tokenizer, task = corrector.tokenizer, get_task("asr")
+    hypotheses = ["the cat sat on the mat", "the cat sad on the mat", "a cat sat on a mat", "the bat"]
+    full = build_prompt(tokenizer, task, hypotheses, "compact", None)
+    limit = len(build_prompt(tokenizer, task, hypotheses[:2], "compact", None).ids)
+    prompt = build_prompt(tokenizer, task, hypotheses, "compact", limit)
+    assert (prompt.kept, prompt.total, prompt.cut, prompt.truncated) == (2, 4, False, True)
+    assert len(prompt.ids) <= limit < len(full.ids)
+    assert decode(tokenizer, prompt.ids) == "".join(hypotheses[:2])  # markers are skipped by decode
+
+
+def test_truncation_cuts_the_best_when_it_alone_is_too_long(corrector):
+    tokenizer, task = corrector.tokenizer, get_task("asr")
+    best = "the quick brown fox jumps over the lazy dog " * 3
+    prompt = build_prompt(tokenizer, task, [best, "the cat"], "compact", 10)
+    assert prompt.cut and prompt.kept == 1 and len(prompt.ids) <= 10
+    assert best.startswith(decode(tokenizer, prompt.ids))
+    with pytest.raises(NekoError, match="max_source_tokens=2"):
+        build_prompt(tokenizer, task, [best], "compact", 2)
+
+
+def test_correct_warns_when_truncating_and_falls_back_to_the_full_best(corrector):
+    long_best = "the quick brown fox jumps over the lazy dog " * 3
+    inputs = [Example("long", "asr", [long_best, "the cat"]), Example("short", "asr", ["a cat"])]
+    with pytest.warns(UserWarning, match=r"1 of 2 prompts were longer than max_source_tokens=12.*'long'"):
+        corrections = corrector.correct(inputs, max_source_tokens=12)
+    assert corrections[0].id == "long"
+    assert not corrections[0].fell_back or corrections[0].text == long_best
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        corrector.correct(inputs[1:], max_source_tokens=12)
+
+
+def test_prompt_shows_at_most_the_trained_n_best_size(tmp_path):
+    corrector = Corrector.from_pretrained(make_model_dir(tmp_path / "m", max_hypotheses=2), device="cpu")
+    nbest = ["the cat sat", "the cat sad", "a cat sat"]
+    [item] = corrector._prepare([nbest], "asr", None)
+    assert decode(corrector.tokenizer, item.prompt.ids) == "the cat satthe cat sad"
+    assert len(corrector.score([nbest], task="asr")[0]) == 3  # every hypothesis is still scored
+
+
+# --- scoring and reranking ----------------------------------------------------------------------------
+
+
+def test_score_is_the_target_log_likelihood_and_batch_independent(corrector):
+    inputs = examples(5)
+    batched = corrector.score(inputs, batch_size=4)
+    single = [corrector.score([example], batch_size=1)[0] for example in inputs]
+    assert [len(s) for s in batched] == [len(e.hypotheses) for e in inputs]
+    torch.testing.assert_close(_flat(batched), _flat(single))
+    # by hand, for the second hypothesis of the last example
+    example = inputs[-1]
+    task = get_task(example.task)
+    prompt = ids_of(corrector, task.render_prompt(example.hypotheses))
+    target = ids_of(corrector, task.render_target(example.hypotheses[1]))
+    with torch.no_grad():
+        logits = corrector.model(input_ids=torch.tensor([prompt + target])).logits[0]
+    log_probs = torch.log_softmax(logits.float(), -1)[len(prompt) - 1 : -1]
+    expected = log_probs.gather(-1, torch.tensor(target)[:, None]).sum().item()
+    assert batched[-1][1] == pytest.approx(expected, abs=1e-4)
+
+
+def _flat(rows: list[list[float]]) -> torch.Tensor:
+    return torch.tensor([value for row in rows for value in row])
+
+
+def test_rerank_returns_the_argmax_hypothesis(corrector):
+    inputs = examples(6)
+    scores = corrector.score(inputs)
+    chosen = corrector.rerank(inputs, batch_size=2)
+    for example, values, best in zip(inputs, scores, chosen, strict=True):
+        assert best in example.hypotheses
+        assert best == example.hypotheses[max(range(len(values)), key=values.__getitem__)]
+
+
+# --- routing statistics -------------------------------------------------------------------------------
+
+
+def test_routing_stats_shape_and_counts(corrector):
+    inputs = [e for e in examples(6) if e.task in ("asr", "ocr")]
+    stats = corrector.routing_stats(inputs, batch_size=2)
+    tasks = corrector.info.assignment.tasks
+    assert stats.tasks == tasks
+    assert stats.counts.shape == (len(tasks), 2, 4)
+    # every routed token picks top-2 experts; only the tasks present have tokens
+    assert torch.equal(stats.counts.sum(-1), stats.tokens * 2)
+    present = {tasks.index("asr"), tasks.index("ocr")}
+    for i in range(len(tasks)):
+        assert (stats.tokens[i] > 0).all() if i in present else (stats.tokens[i] == 0).all()
+    # given outputs: prompt + target tokens of each input, padding excluded
+    outputs = ["the cat", Correction("x", "ocr", "a", output="the cat sat")] + ["x"] * (len(inputs) - 2)
+    stats = corrector.routing_stats(inputs, outputs=outputs)
+    expected = sum(
+        len(
+            ids_of(
+                corrector, get_task(e.task).render_prompt(e.hypotheses) + get_task(e.task).render_target(o)
+            )
+        )
+        for e, o in zip(inputs, ["the cat", "the cat sat"] + ["x"] * (len(inputs) - 2), strict=True)
+    )
+    assert int(stats.tokens[:, 0].sum()) == expected
+
+
+def test_routing_stats_of_a_dense_model_is_a_clear_error(tmp_path):
+    corrector = Corrector.from_pretrained(make_model_dir(tmp_path / "dense", dense=True), device="cpu")
+    assert len(corrector.correct([["the cat"]], task="asr")) == 1
+    with pytest.raises(NekoError, match="dense model"):
+        corrector.routing_stats([["the cat"]], task="asr")
+
+
+# --- loading and one-line errors ----------------------------------------------------------------------
+
+
+def test_unknown_task_lists_known_tasks(corrector):
+    with pytest.raises(NekoError, match="unknown task 'pos'; known tasks: asr, st, ocr, tec"):
+        corrector.correct([["the cat"]], task="pos")
+    with pytest.raises(NekoError, match="unknown task 'pos'"):
+        corrector.correct([Example("a", "pos", ["the cat"])])
+
+
+def test_task_the_model_was_not_trained_for(tmp_path):
+    corrector = Corrector.from_pretrained(make_model_dir(tmp_path / "m", tasks=("asr",)), device="cpu")
+    with pytest.raises(NekoError, match="not trained for task 'ocr'; its tasks: asr"):
+        corrector.correct([["the cat"]], task="ocr")
+
+
+def test_example_without_hypotheses(corrector):
+    with pytest.raises(NekoError, match="example 'a' has no hypotheses"):
+        corrector.correct([Example("a", "asr", [])])
+    with pytest.raises(NekoError, match="need task="):
+        corrector.correct([["the cat"]])
+
+
+@pytest.mark.parametrize("missing", ["neko.json", "config.json", "tokenizer.json", "model.safetensors"])
+def test_model_directory_missing_a_file(model_path, tmp_path, missing):
+    broken = Path(shutil.copytree(model_path, tmp_path / "broken"))
+    (broken / missing).unlink()
+    with pytest.raises(NekoError, match=f"missing {missing}"):
+        Corrector.from_pretrained(broken)
+
+
+def test_missing_default_model(monkeypatch, tmp_path):
+    monkeypatch.setattr(model_dir, "DEFAULT_MODEL_DIR", tmp_path / "models" / "neko-tiny")
+    with pytest.raises(NekoError, match=r"default model is not installed.*--model"):
+        Corrector.from_pretrained()
+    with pytest.raises(NekoError, match="no such model directory"):
+        Corrector.from_pretrained(tmp_path / "nowhere")
+
+
+def test_custom_tasks_are_registered_on_load(tmp_path):
+    spec = {
+        "name": "handwriting",
+        "description": "a handwriting recognizer",
+        "output": "text",
+        "metric": "cer",
+    }
+    try:
+        path = make_model_dir(tmp_path / "m", tasks=("asr",), custom_tasks=[spec])
+        _REGISTRY.pop("handwriting", None)
+        corrector = Corrector.from_pretrained(path, device="cpu")
+        assert get_task("handwriting").metric == "cer"
+        assert corrector.tasks == ["asr"]
+    finally:
+        _REGISTRY.pop("handwriting", None)
+
+
+def test_bad_neko_json_is_one_line(model_path, tmp_path):
+    broken = Path(shutil.copytree(model_path, tmp_path / "broken"))
+    info = json.loads((broken / "neko.json").read_text())
+    (broken / "neko.json").write_text(json.dumps(info | {"prompt_style": "chatty"}))
+    with pytest.raises(NekoError, match="unknown prompt_style 'chatty'"):
+        Corrector.from_pretrained(broken)
+
+
+# --- the command --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli():
+    """`neko correct` registered on the app for the test only (the lead wires it in `neko.cli`)."""
+    if not any(group.name == "data" for group in app.registered_groups):
+        _register_commands()  # as `main` does; with one command only, typer would drop the name
+    registered = any(command.name == "correct" for command in app.registered_commands)
+    if not registered:
+        app.command("correct")(correct_command)
+    yield CliRunner()
+    if not registered:
+        app.registered_commands[:] = [c for c in app.registered_commands if c.name != "correct"]
+
+
+def test_cli_jsonl_file(cli, model_path):
+    result = cli.invoke(app, ["correct", str(FIXTURES / "native.jsonl"), "--model", str(model_path)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["ocr-1", "st-1", "tec-1"]
+    assert all(set(line) >= {"id", "correction", "fell_back"} for line in lines)
+    assert "corrected 3 examples" in result.stderr and "fell back to the 1-best" in result.stderr
+
+
+def test_cli_stdin_text_to_file(cli, model_path, tmp_path):
+    out = tmp_path / "out" / "corrected.txt"
+    args = ["correct", "-", "--model", str(model_path), "--task", "asr", "--output-format", "text"]
+    args += ["--out", str(out), "--beams", "2", "--batch-size", "1", "--max-new-tokens", "4"]
+    result = cli.invoke(app, [*args, "--no-safety-valve"], input="the cat sad\n\na cat sat\n")
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 2
+    assert result.stdout == ""
+    assert "corrected 2 examples" in result.stderr and "0 fell back" in result.stderr
+    result = cli.invoke(app, args, input="the cat sad\n")
+    assert (
+        "corrected 1 examples" in result.stderr
+        and "1 fell back to the 1-best (unfinished: 1)" in result.stderr
+    )
+    assert out.read_text() == "the cat sad\n"
+    assert [p.name for p in out.parent.iterdir()] == ["corrected.txt"]  # no temporary left behind
+
+
+def test_cli_errors_are_one_line(cli, model_path, tmp_path):
+    result = cli.invoke(app, ["correct", "-", "--model", str(model_path)], input="the cat\n")
+    assert isinstance(result.exception, NekoError) and "pass --task" in str(result.exception)
+    result = cli.invoke(
+        app, ["correct", "-", "--model", str(tmp_path / "none"), "--task", "asr"], input="x\n"
+    )
+    assert isinstance(result.exception, NekoError) and "no such model directory" in str(result.exception)
+    args = ["correct", str(FIXTURES / "native.jsonl"), "--model", str(model_path), "--output-format", "csv"]
+    result = cli.invoke(app, args)
+    assert isinstance(result.exception, NekoError) and "unknown output format 'csv'" in str(result.exception)
