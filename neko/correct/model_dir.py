@@ -40,7 +40,7 @@ MODEL_STRATEGIES = ("task_guided", "moe", "damex", "dense")
 DEFAULT_MODEL_DIR = Path(neko.__file__).resolve().parents[1] / "models" / "neko-tiny"
 """Where `neko correct` looks when no `--model` is given: `models/neko-tiny` in the repository."""
 
-_ROUTING_STRATEGY = {"task_guided": "task_guided", "damex": "damex", "moe": "top_k"}
+ROUTING_STRATEGY = {"task_guided": "task_guided", "damex": "damex", "moe": "top_k"}
 """neko.json strategy -> `neko.moe.apply_task_guidance` strategy (all route alike in eval mode)."""
 
 
@@ -62,7 +62,7 @@ class ModelInfo:
         """The `apply_task_guidance` strategy, or None for a dense model."""
         if self.assignment is None:
             return None
-        return _ROUTING_STRATEGY.get(self.strategy, "top_k")
+        return ROUTING_STRATEGY.get(self.strategy, "top_k")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import AutoTokenizer, get_scheduler
 
+from neko.correct.model_dir import ROUTING_STRATEGY
 from neko.data.schema import Example
 from neko.moe import (
     ExpertAssignment,
@@ -37,7 +38,6 @@ from neko.train.checkpoints import Checkpoints
 from neko.train.config import TrainConfig
 from neko.train.data import IGNORE, BatchPlan, Encoded, collate, encode_example, encode_text
 from neko.train.model import (
-    STRATEGY_OF_MODE,
     add_lora,
     build_model,
     build_tokenizer,
@@ -62,7 +62,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     model = build_model(config, tokenizer)
     assignment = None if config.mode == "dense" else config.assignment(num_experts(model))
     if assignment is not None:
-        apply_task_guidance(model, assignment, STRATEGY_OF_MODE[config.mode])
+        apply_task_guidance(model, assignment, ROUTING_STRATEGY[config.mode])
     if config.run.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     if config.model.lora is not None:

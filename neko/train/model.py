@@ -20,15 +20,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from neko.errors import NekoError
+from neko.correct.model_dir import NEKO_JSON, ModelInfo
 from neko.moe.assignment import ExpertAssignment
-from neko.tasks import get_task
+from neko.tasks import BUILTIN_TASKS, get_task
 from neko.train.config import ArchitectureConfig, TrainConfig
 from neko.train.tokenizer import add_markers, train_tokenizer
 
-NEKO_FILE = "neko.json"
-FORMAT_VERSION = 1
-STRATEGY_OF_MODE = {"task_guided": "task_guided", "damex": "damex", "moe": "top_k"}
+BUILTIN_NAMES = {task.name for task in BUILTIN_TASKS}
 
 
 def build_tokenizer(config: TrainConfig, texts: Iterable[str]) -> PreTrainedTokenizerBase:
@@ -130,28 +128,19 @@ def save_corrector(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / NEKO_FILE).write_text(json.dumps(neko_metadata(config, assignment), indent=2) + "\n")
+    (out_dir / NEKO_JSON).write_text(json.dumps(model_info(config, assignment).to_dict(), indent=2) + "\n")
     return out_dir
 
 
-def neko_metadata(config: TrainConfig, assignment: ExpertAssignment | None) -> dict:
-    builtin = {"asr", "st", "ocr", "tec"}
-    custom = [vars(get_task(t)) for t in config.tasks if t not in builtin]
-    return {
-        "format": FORMAT_VERSION,
-        "tasks": config.tasks,
-        "assignment": None if assignment is None else assignment.to_dict(),
-        "strategy": config.mode,
-        "prompt_style": config.data.prompt_style,
-        "max_source_tokens": config.data.max_source_tokens,
-        "max_hypotheses": config.data.max_hypotheses,
-        "max_new_tokens": config.data.max_target_tokens,
-        "custom_tasks": custom,
-    }
-
-
-def read_neko_metadata(path: Path) -> dict:
-    file = Path(path) / NEKO_FILE
-    if not file.exists():
-        raise NekoError(f"{path}: not a neko model directory (missing {NEKO_FILE})")
-    return json.loads(file.read_text())
+def model_info(config: TrainConfig, assignment: ExpertAssignment | None) -> ModelInfo:
+    """What `neko.json` records about this run's model."""
+    return ModelInfo(
+        tasks=list(config.tasks),
+        assignment=assignment,
+        strategy=config.mode,
+        prompt_style=config.data.prompt_style,
+        max_source_tokens=config.data.max_source_tokens,
+        max_new_tokens=config.data.max_target_tokens,
+        max_hypotheses=config.data.max_hypotheses,
+        custom_tasks=[vars(get_task(t)) for t in config.tasks if t not in BUILTIN_NAMES],
+    )
