@@ -50,8 +50,15 @@ def write_jsonl(path: str | Path, examples: Iterable[Example]) -> int:
             for example in examples:
                 out.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
                 count += 1
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
     return count
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
