@@ -147,7 +147,7 @@ def test_routing_stats_validation():
 
 def test_eval_command(tmp_path, capsys):
     out = tmp_path / "reports" / "x"
-    eval_command(DATA, [str(PREDICTIONS)], out, routing_stats=ROUTING)
+    eval_command(DATA, out, [str(PREDICTIONS)], routing_stats=ROUTING)
     printed = capsys.readouterr().out
     assert "asr" in printed and "WER" in printed and "oracle" in printed and "BLEU" in printed
     assert "nrefs:2|case:mixed" in printed  # the sacrebleu signature
@@ -193,28 +193,28 @@ def test_eval_command_errors(tmp_path, examples):
     good = PREDICTIONS.read_text().splitlines()
     missing = _write(tmp_path / "missing.jsonl", good[1:])
     with pytest.raises(NekoError, match=r"missing.jsonl: no prediction for example 'a1' of .*data.jsonl"):
-        eval_command(DATA, [str(missing)], tmp_path / "o")
+        eval_command(DATA, tmp_path / "o", [str(missing)])
     extra = _write(tmp_path / "extra.jsonl", [*good, '{"id": "zzz", "correction": "x"}'])
     with pytest.raises(NekoError, match=r"extra.jsonl:8: id 'zzz' is not an example of"):
-        eval_command(DATA, [str(extra)], tmp_path / "o")
+        eval_command(DATA, tmp_path / "o", [str(extra)])
     broken = _write(tmp_path / "broken.jsonl", [good[0], "{not json"])
     with pytest.raises(NekoError, match=r"broken.jsonl:2: not valid JSON"):
-        eval_command(DATA, [str(broken)], tmp_path / "o")
+        eval_command(DATA, tmp_path / "o", [str(broken)])
     twice = _write(tmp_path / "twice.jsonl", [*good, good[0]])
     with pytest.raises(NekoError, match=r"twice.jsonl:8: a second prediction for id 'a1'"):
-        eval_command(DATA, [str(twice)], tmp_path / "o")
+        eval_command(DATA, tmp_path / "o", [str(twice)])
     no_field = _write(tmp_path / "nofield.jsonl", ['{"id": "a1"}'])
     with pytest.raises(NekoError, match=r"nofield.jsonl:1: missing field 'correction'"):
-        eval_command(DATA, [str(no_field)], tmp_path / "o")
+        eval_command(DATA, tmp_path / "o", [str(no_field)])
     unreferenced = _write(tmp_path / "data.jsonl", ['{"id": "q", "task": "asr", "hypotheses": ["a"]}'])
     with pytest.raises(NekoError, match=r"data.jsonl: example 'q' has no reference"):
-        eval_command(unreferenced, [str(PREDICTIONS)], tmp_path / "o")
+        eval_command(unreferenced, tmp_path / "o", [str(PREDICTIONS)])
     bad_stats = _write(
         tmp_path / "stats.json",
         ['{"tasks": ["asr"], "num_layers": 1, "num_experts": 2, "counts": [[[1, 2, 3]]]}'],
     )
     with pytest.raises(NekoError, match=r"stats.json: field 'counts' has shape \[1, 1, 3\]"):
-        eval_command(DATA, [str(PREDICTIONS)], tmp_path / "o", routing_stats=bad_stats)
+        eval_command(DATA, tmp_path / "o", [str(PREDICTIONS)], routing_stats=bad_stats)
 
 
 def test_describe(examples, capsys):
@@ -250,3 +250,26 @@ def test_stats_command_through_typer():
     result = CliRunner().invoke(app, ["stats", str(DATA)])
     assert result.exit_code == 0, result.output
     assert "asr" in result.output and "(all)" in result.output
+
+
+def test_eval_runs_a_model_first_with_rerank_baseline_and_routing_heatmaps(tmp_path):
+    from correct_fixtures import make_model_dir
+
+    model = make_model_dir(tmp_path / "model")
+    out = tmp_path / "report"
+    eval_command(DATA, out, model=str(model), batch_size=4)
+    written = {p.name for p in out.iterdir()}
+    assert {
+        "report.md",
+        "report.json",
+        "predictions-corrected.jsonl",
+        "predictions-rerank.jsonl",
+        "routing_stats.json",
+        "expert_utilization.png",
+    } <= written
+    report = json.loads((out / "report.json").read_text())
+    assert "rerank" in json.dumps(report) and "corrected" in json.dumps(report)
+    examples = {e.id: e for e in read_jsonl(DATA)}
+    for line in (out / "predictions-rerank.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert record["correction"] in examples[record["id"]].hypotheses

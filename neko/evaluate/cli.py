@@ -11,6 +11,7 @@ produced corrections itself can pass them straight to `evaluate`.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -106,6 +107,50 @@ def _parse_system(spec: str) -> tuple[str, Path]:
     return DEFAULT_SYSTEM, Path(spec)
 
 
+@dataclass
+class ModelRun:
+    """How `neko eval --model` runs a corrector before scoring it."""
+
+    path: Path | None
+    beams: int = 1
+    batch_size: int = 16
+    rerank: bool = True
+    routing: bool = True
+
+
+def run_model(
+    examples: list[Example], run: ModelRun, out: Path, console: Console
+) -> tuple[dict[str, dict[str, str]], dict[str, Any] | None]:
+    """Correct (and rerank) `examples` with the model; save its predictions and routing statistics in
+    `out` so they can be scored again without the model. Returns (systems, routing statistics)."""
+    from neko.correct import Corrector
+
+    corrector = Corrector.from_pretrained(run.path)
+    corrections = corrector.correct(examples, num_beams=run.beams, batch_size=run.batch_size)
+    fallbacks = sum(corrector.last_fallbacks.values())
+    console.print(f"{corrector.name}: {len(examples)} corrected, {fallbacks} fell back to the 1-best")
+    systems = {DEFAULT_SYSTEM: {c.id: c.text for c in corrections}}
+    if run.rerank:
+        reranked = corrector.rerank(examples, batch_size=run.batch_size)
+        systems["rerank"] = {e.id: text for e, text in zip(examples, reranked, strict=True)}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, outputs in systems.items():
+        records = [{"id": key, "correction": text} for key, text in outputs.items()]
+        write_lines(out / f"predictions-{name}.jsonl", records)
+    routing = None
+    if run.routing and corrector.info.assignment is not None:
+        outputs = [c.text for c in corrections]
+        routing = corrector.routing_stats(examples, outputs=outputs, batch_size=run.batch_size).to_dict()
+        (out / "routing_stats.json").write_text(json.dumps(routing) + "\n")
+    return systems, routing
+
+
+def write_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    temporary.replace(path)
+
+
 def evaluate_and_write(
     examples: list[Example],
     systems: dict[str, dict[str, str]],
@@ -136,17 +181,22 @@ def run_eval(
     format: str | None = None,
     task: str | None = None,
     console: Console | None = None,
+    model: ModelRun | None = None,
 ) -> Report:
     """What `neko eval` does, callable from code; returns the report it wrote."""
     if normalizer not in NORMALIZERS:
         raise NekoError(f"unknown normaliser {normalizer!r}; expected one of {', '.join(NORMALIZERS)}")
-    if not predictions:
-        raise NekoError("give at least one --predictions file")
+    if not predictions and model is None:
+        raise NekoError("give a --model to run, or at least one --predictions file")
     examples = load_examples(data, format=format, task=task)
     if not examples:
         raise NekoError(f"{data}: no examples")
     check_references(examples, data)
     systems: dict[str, dict[str, str]] = {}
+    routing = load_routing_stats(routing_stats) if routing_stats is not None else None
+    if model is not None:
+        model_systems, routing = run_model(examples, model, out, console or Console(stderr=True))
+        systems.update(model_systems)
     for spec in predictions:
         name, path = _parse_system(spec)
         if name in systems:
@@ -154,22 +204,30 @@ def run_eval(
         records = read_prediction_lines(path)
         check_predictions(examples, records, data, path)
         systems[name] = {key: text for key, (text, _) in records.items()}
-    routing = load_routing_stats(routing_stats) if routing_stats is not None else None
     return evaluate_and_write(examples, systems, out, routing, normalizer, gleu_iterations, console)
 
 
 def eval_command(
     data: Annotated[Path, typer.Argument(help="Examples with references (any format neko reads).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md, report.json and figures.")],
     predictions: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--predictions",
             "-p",
             help='JSONL of {"id", "correction"}; NAME=PATH names the system '
             "(default 'corrected'); repeat to compare systems.",
         ),
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md, report.json and figures.")],
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Run this model directory first ('default': models/neko-tiny)."),
+    ] = None,
+    beams: Annotated[int, typer.Option("--beams", help="Beam size of --model's generation.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of --model.")] = 16,
+    rerank: Annotated[
+        bool, typer.Option("--rerank/--no-rerank", help="Add the rerank-by-model-likelihood baseline.")
+    ] = True,
     routing_stats: Annotated[
         Path | None, typer.Option("--routing-stats", help="Routing statistics JSON: adds expert heatmaps.")
     ] = None,
@@ -186,5 +244,11 @@ def eval_command(
         str | None, typer.Option("--task", help="Task of DATA's examples when its format records none.")
     ] = None,
 ) -> None:
-    """Score predictions against DATA's references: 1-best, oracle and each system, per task and dataset."""
-    run_eval(data, predictions, out, routing_stats, normalizer, gleu_iterations, format, task)
+    """Score predictions (or run --model first) against DATA's references: 1-best, oracle and each
+    system, per task and dataset."""
+    run = None
+    if model is not None:
+        run = ModelRun(None if model == "default" else Path(model), beams, batch_size, rerank)
+    run_eval(
+        data, predictions or [], out, routing_stats, normalizer, gleu_iterations, format, task, model=run
+    )
