@@ -1,0 +1,168 @@
+"""`neko data build ...`: make ASR, ST, OCR and TEC corpora with real recognizers on this machine.
+
+Every build is resumable (rerun the same command), deterministic from `--seed`, and interleaves its
+datasets so that a partial build covers all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from neko.errors import NekoError
+
+build_app = typer.Typer(no_args_is_help=True, help="Build correction corpora with real recognizers.")
+
+DEFAULT_COUNTS = {
+    "asr": {"train": 30000, "dev": 1000, "test": 1500},
+    "st": {"train": 15000, "dev": 1000, "test": 1500},
+    "ocr": {"train": 30000, "dev": 1000, "test": 1500},
+    "tec": {"train": 50000, "dev": 1000, "test": 1500},
+}
+
+SplitOption = typer.Option("train", "--split", help="train, dev or test.")
+CountOption = typer.Option(None, "--count", "--limit", help="Number of examples (default: the full size).")
+OutOption = typer.Option(None, "--out", help="Output .jsonl.gz (default: data/TASK/SPLIT.jsonl.gz).")
+WorkersOption = typer.Option(None, "--workers", help="Worker processes (default: all cores).")
+SeedOption = typer.Option(0, "--seed", help="Seed of every choice; ids depend on it.")
+JflegOutOption = typer.Option(Path("data/tec/jfleg.jsonl.gz"), "--out")
+CorporaOption = typer.Option(
+    None, "--corpora", help="Corpora folder (default: $NEKO_CORPORA or ../shared/corpora)."
+)
+TasksOption = typer.Option(["tec", "ocr", "asr", "st"], "--task", help="Tasks to build (repeatable).")
+TecWorkersOption = typer.Option(1, "--workers", help="Worker processes (cheap: 1 is enough).")
+
+
+def _resolve(task: str, split: str, count: int | None, out: Path | None) -> tuple[int, Path]:
+    from neko.data.splits import check_split_name
+
+    check_split_name(split)
+    count = DEFAULT_COUNTS[task][split] if count is None else count
+    if count < 1:
+        raise NekoError(f"--count must be positive, got {count}")
+    return count, out or Path("data") / task / f"{split}.jsonl.gz"
+
+
+def _speech(
+    task: str, split: str, count: int | None, out: Path | None, workers: int | None, seed: int
+) -> None:
+    from neko.data.builders import speech
+    from neko.data.builders.common import require_tools, run_build
+
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError:
+        raise NekoError("pocketsphinx is not installed; run: pip install 'pocketsphinx>=5.0'") from None
+    require_tools(*speech.required_tools(task, split))
+    count, out = _resolve(task, split, count, out)
+    jobs = speech.plan(task, split, count, seed)
+    work = speech.work_st if task == "st" else speech.work_asr
+    total = run_build(out, jobs, work, speech.setup, workers, description=f"{task} {split}")
+    typer.echo(f"{out}: {total} examples")
+
+
+@build_app.command()
+def asr(
+    split: str = SplitOption,
+    count: int | None = CountOption,
+    out: Path | None = OutOption,
+    workers: int | None = WorkersOption,
+    seed: int = SeedOption,
+) -> None:
+    """Text -> flite/festival TTS -> sox conditions -> pocketsphinx 5-best."""
+    _speech("asr", split, count, out, workers, seed)
+
+
+@build_app.command()
+def st(
+    split: str = SplitOption,
+    count: int | None = CountOption,
+    out: Path | None = OutOption,
+    workers: int | None = WorkersOption,
+    seed: int = SeedOption,
+) -> None:
+    """WEB Bible verses -> the ASR pipeline -> apertium eng-spa; references: Reina-Valera 1909."""
+    _speech("st", split, count, out, workers, seed)
+
+
+@build_app.command()
+def ocr(
+    split: str = SplitOption,
+    count: int | None = CountOption,
+    out: Path | None = OutOption,
+    workers: int | None = WorkersOption,
+    seed: int = SeedOption,
+) -> None:
+    """Text lines -> fonts and degradations (Pillow) -> tesseract on three renderings."""
+    from neko.data.builders import ocr as builder
+    from neko.data.builders.common import require_tools, run_build
+
+    require_tools("tesseract")
+    count, out = _resolve("ocr", split, count, out)
+    total = run_build(
+        out,
+        builder.plan(split, count, seed),
+        builder.work,
+        builder.setup,
+        workers,
+        description=f"ocr {split}",
+    )
+    typer.echo(f"{out}: {total} examples")
+
+
+@build_app.command()
+def tec(
+    split: str = SplitOption,
+    count: int | None = CountOption,
+    out: Path | None = OutOption,
+    workers: int | None = TecWorkersOption,
+    seed: int = SeedOption,
+) -> None:
+    """Clean English with synthetic grammatical and spelling errors."""
+    from neko.data.builders import tec as builder
+    from neko.data.builders.common import run_build
+
+    count, out = _resolve("tec", split, count, out)
+    total = run_build(
+        out, builder.plan(split, count, seed), builder.work, None, workers, description=f"tec {split}"
+    )
+    typer.echo(f"{out}: {total} examples")
+
+
+@build_app.command()
+def jfleg(out: Path = JflegOutOption, corpora: Path | None = CorporaOption) -> None:
+    """JFLEG dev (754 sentences, 4 references) as a TEC validation set; never training data."""
+    from neko.data.builders.tec import jfleg_examples
+    from neko.data.jsonl import write_jsonl
+    from neko.data.sources import corpora_dir
+
+    count = write_jsonl(out, jfleg_examples(corpora or corpora_dir()))
+    typer.echo(f"{out}: {count} examples")
+
+
+@build_app.command("all")
+def build_all(
+    task: list[str] = TasksOption, workers: int | None = WorkersOption, seed: int = SeedOption
+) -> None:
+    """Every split of the given tasks at full size: test, then dev, then train."""
+    commands = {"asr": asr, "st": st, "ocr": ocr, "tec": tec}
+    for name in task:
+        if name not in commands:
+            raise NekoError(f"unknown task {name!r}; expected one of {', '.join(commands)}")
+        for split in ("test", "dev", "train"):
+            commands[name](split=split, count=None, out=None, workers=workers, seed=seed)
+        if name == "tec":
+            jfleg(out=Path("data/tec/jfleg.jsonl.gz"), corpora=None)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from neko.cli import _stderr
+
+    try:
+        build_app()
+    except NekoError as error:
+        _stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None

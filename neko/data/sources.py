@@ -1,0 +1,300 @@
+"""Clean English text (and human Spanish translations) that the corpus builders feed to recognizers.
+
+Sources, each a list of `Sentence`s, filtered (4-25 words, mostly ASCII letters, no markup) and
+deduplicated by normalised text:
+
+- `captions`: Multi30k English image captions (task1 train/val/test and task2's five captions per
+  image), from `corpora/multi30k` (see `corpora_dir`).
+- `bible`: World English Bible verses (diatheke module engWEB2015eb) with their Reina-Valera 1909
+  translation (spaRV1909eb) in `Sentence.translation`.
+- `wordnet`: WordNet glosses and usage examples (wordnet-base).
+- `fortunes`: fortune-mod cookies, split into sentences (the offensive set is not used).
+- `handbook`: the Debian Administrator's Handbook, English paragraphs split into sentences.
+
+Loading is cached per process (`load_source`); the Bible export is cached on disk as well.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from neko.data.splits import normalize, split_of
+from neko.errors import NekoError
+
+SOURCES = ("captions", "bible", "wordnet", "fortunes", "handbook")
+MIN_WORDS = 4
+MAX_WORDS = 25
+
+WORDNET_DIR = Path("/usr/share/wordnet")
+FORTUNES_DIR = Path("/usr/share/games/fortunes")
+HANDBOOK_DIR = Path("/usr/share/doc/debian-handbook/html/en-US")
+BIBLE_MODULES = ("engWEB2015eb", "spaRV1909eb")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One clean English sentence; `translation` is a human Spanish translation when known."""
+
+    id: str
+    text: str
+    source: str
+    translation: str | None = None
+
+    @property
+    def split(self) -> str:
+        return split_of(self.text)
+
+
+def corpora_dir() -> Path:
+    """`$NEKO_CORPORA`, else `../shared/corpora` beside the repository."""
+    override = os.environ.get("NEKO_CORPORA")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "neko" / "sources"
+
+
+_QUOTES = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2014": " - ",
+        "\u2013": "-",
+        "\u00a0": " ",
+        "\u2026": "...",
+    }
+)
+_MARKUP = re.compile(r"[<>{}\[\]|\\@#$%^*_=~`]|https?:|www\.|\.\w{2,4}/|--")
+_SPACE = re.compile(r"\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')]?\s+(?=[\"'(]?[A-Z])")
+
+
+def clean(text: str) -> str:
+    """Typographic quotes and dashes to ASCII, whitespace collapsed."""
+    return _SPACE.sub(" ", text.translate(_QUOTES)).strip()
+
+
+def acceptable(text: str) -> bool:
+    """4-25 words, at least 80% ASCII letters among the non-space characters, no markup."""
+    words = text.split()
+    if not MIN_WORDS <= len(words) <= MAX_WORDS or _MARKUP.search(text):
+        return False
+    if text.count('"') % 2 or text.count("(") != text.count(")"):
+        return False
+    chars = [c for c in text if not c.isspace()]
+    letters = sum(c.isascii() and c.isalpha() for c in chars)
+    return letters >= 0.8 * len(chars) and all(c.isascii() for c in text)
+
+
+def sentence_like(text: str) -> bool:
+    """Starts with a capital letter (after an opening quote) and ends like a sentence."""
+    start = text.lstrip("\"'(")
+    return bool(start) and start[0].isupper() and text.rstrip("\"')").endswith((".", "!", "?"))
+
+
+def sentences_of(paragraph: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
+
+
+def _deduplicate(items: list[Sentence]) -> list[Sentence]:
+    seen: set[str] = set()
+    kept = []
+    for item in items:
+        key = normalize(item.text)
+        if key and key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
+
+
+def _need(path: Path, package: str) -> None:
+    if not path.exists():
+        raise NekoError(f"{path} not found; install the Debian package '{package}' (scripts/setup.sh)")
+
+
+def load_captions() -> list[Sentence]:
+    folder = corpora_dir() / "multi30k"
+    files = sorted(folder.glob("*.en.gz"))
+    if not files:
+        raise NekoError(f"no Multi30k captions (*.en.gz) in {folder}; set NEKO_CORPORA to the corpora folder")
+    items = []
+    for file in files:
+        stem = file.name.removesuffix(".en.gz")
+        with gzip.open(file, "rt", encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                text = clean(line)
+                if acceptable(text):
+                    items.append(Sentence(f"multi30k/{stem}/{number}", text, "captions"))
+    return items
+
+
+def load_wordnet() -> list[Sentence]:
+    _need(WORDNET_DIR / "data.noun", "wordnet-base")
+    items = []
+    for part in ("noun", "verb", "adj", "adv"):
+        with open(WORDNET_DIR / f"data.{part}", encoding="latin-1") as lines:
+            for line in lines:
+                if line.startswith(" ") or " | " not in line:
+                    continue
+                offset = line.split(" ", 1)[0]
+                gloss = line.split(" | ", 1)[1]
+                for number, piece in enumerate(p.strip() for p in gloss.split(";")):
+                    text = clean(piece.strip('"'))
+                    if not text:
+                        continue
+                    text = text[0].upper() + text[1:]
+                    if not text.endswith((".", "!", "?")):
+                        text += "."
+                    if acceptable(text):
+                        items.append(Sentence(f"wordnet/{part}/{offset}/{number}", text, "wordnet"))
+    return items
+
+
+def load_fortunes() -> list[Sentence]:
+    _need(FORTUNES_DIR, "fortunes")
+    items = []
+    for file in sorted(FORTUNES_DIR.iterdir()):
+        if file.suffix or not file.is_file():
+            continue
+        text = file.read_text(encoding="utf-8", errors="replace")
+        for number, cookie in enumerate(text.split("\n%\n")):
+            body = "\n".join(line for line in cookie.splitlines() if not line.strip().startswith("--"))
+            for k, sentence in enumerate(sentences_of(clean(body))):
+                if acceptable(sentence) and sentence_like(sentence):
+                    items.append(Sentence(f"fortunes/{file.name}/{number}/{k}", sentence, "fortunes"))
+    return items
+
+
+_PARA = re.compile(r'<div class="para">(.*?)</div>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def load_handbook() -> list[Sentence]:
+    _need(HANDBOOK_DIR, "debian-handbook")
+    items = []
+    for file in sorted(HANDBOOK_DIR.glob("*.html")):
+        for number, para in enumerate(_PARA.findall(file.read_text(encoding="utf-8"))):
+            if "<div" in para or "<code" in para:
+                continue
+            text = clean(html.unescape(_TAG.sub("", para)))
+            for k, sentence in enumerate(sentences_of(text)):
+                if acceptable(sentence) and sentence_like(sentence):
+                    items.append(Sentence(f"handbook/{file.stem}/{number}/{k}", sentence, "handbook"))
+    return items
+
+
+_VERSE_KEY = re.compile(r"((?:[1-3I]{1,3} )?[A-Z][A-Za-z]+(?: of [A-Z][a-z]+)? \d+:\d+): ")
+_W_TAG = re.compile(r"</?w\b[^>]*>")
+
+
+def _osis_to_text(text: str) -> str:
+    """Strip OSIS markup; adjacent <w> elements are separate words (`God</w><w>created`)."""
+    text = re.sub(r"<note\b.*?</note>", "", text, flags=re.S)
+    text = re.sub(r"(?<=\w)((?:</?w\b[^>]*>)+)(?=\w)", " ", text)
+    text = _W_TAG.sub("", text)
+    text = _TAG.sub("", text)
+    return _SPACE.sub(" ", html.unescape(text)).strip()
+
+
+def _export_bible(module: str) -> dict[str, str]:
+    if shutil.which("diatheke") is None:
+        raise NekoError("diatheke not found; install the Debian package 'diatheke' (scripts/setup.sh)")
+    result = subprocess.run(
+        ["diatheke", "-b", module, "-f", "osis", "-k", "Gen 1:1-Rev 22:21"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    verses: dict[str, list[str]] = {}
+    current = None
+    for line in result.stdout.splitlines():
+        match = _VERSE_KEY.search(line)
+        if match:
+            current = match.group(1)
+            verses[current] = [line[match.end() :]]
+        elif current is not None and line.strip() and not line.startswith(f"({module})"):
+            verses[current].append(line)
+    if not verses:
+        package = "sword-text-web" if module.startswith("eng") else "sword-text-sparv"
+        raise NekoError(f"diatheke module {module} is empty; install the Debian package '{package}'")
+    return {key: _osis_to_text(" ".join(parts)) for key, parts in verses.items()}
+
+
+_SPANISH_FIXES = [
+    (re.compile(r"\bá\b"), "a"),
+    (re.compile(r"\bÁ\b"), "A"),
+    (re.compile(r"\bé\b"), "e"),
+    (re.compile(r"\b(f|v|d)ué\b"), r"\1ue"),
+    (re.compile(r"\b(v|d)ió\b"), r"\1io"),
+]
+
+
+def modernize_spanish(text: str) -> str:
+    """RV1909 spelling to current accents (á -> a, fué -> fue, ...), and the drop-cap first word."""
+    text = text.translate(_QUOTES)
+    for pattern, replacement in _SPANISH_FIXES:
+        text = pattern.sub(replacement, text)
+    words = text.split(" ", 1)
+    if len(words[0]) > 1 and words[0].isupper():
+        words[0] = words[0][0] + words[0][1:].lower()
+    return _SPACE.sub(" ", " ".join(words)).strip()
+
+
+def load_bible() -> list[Sentence]:
+    path = cache_dir() / "bible-web-rv1909.json"
+    if path.exists():
+        pairs = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        english, spanish = (_export_bible(m) for m in BIBLE_MODULES)
+        pairs = [[key, english[key], spanish[key]] for key in english if key in spanish]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(pairs, ensure_ascii=False), encoding="utf-8")
+        temporary.replace(path)
+    items = []
+    for key, english, spanish in pairs:
+        # Psalm titles are verse 1 in RV1909 but a heading in WEB: those verses do not align.
+        if key.startswith("Psalms ") and key.endswith(":1"):
+            continue
+        text = clean(english)
+        translation = modernize_spanish(spanish)
+        if acceptable(text) and translation and len(translation.split()) <= 2 * MAX_WORDS:
+            items.append(Sentence(f"bible/{key}", text, "bible", translation))
+    return items
+
+
+_LOADERS = {
+    "captions": load_captions,
+    "bible": load_bible,
+    "wordnet": load_wordnet,
+    "fortunes": load_fortunes,
+    "handbook": load_handbook,
+}
+
+
+@cache
+def load_source(name: str) -> tuple[Sentence, ...]:
+    """All sentences of a source, filtered and deduplicated, in a fixed order."""
+    if name not in _LOADERS:
+        raise NekoError(f"unknown text source {name!r}; expected one of {', '.join(SOURCES)}")
+    return tuple(_deduplicate(_LOADERS[name]()))
+
+
+def sentences(name: str, split: str, max_words: int = MAX_WORDS) -> list[Sentence]:
+    """The sentences of a source that belong to a split (see `neko.data.splits`)."""
+    return [s for s in load_source(name) if s.split == split and len(s.text.split()) <= max_words]
