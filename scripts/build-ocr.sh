@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # OCR builds: test, a first train slice, dev, then the full train set; every step resumes.
-cd /work/main
+cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE
 B=".venv/bin/python -m neko.data.builders.cli"
 W=${WORKERS:-1}

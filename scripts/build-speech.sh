@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ASR + ST builds: test sets, then a first slice of train (so a model can be trained this session),
 # then dev sets and the full train sets. Every step resumes where it stopped.
-cd /work/main
+cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE
 B=".venv/bin/python -m neko.data.builders.cli"
 W=${WORKERS:-1}
