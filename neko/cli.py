@@ -23,6 +23,7 @@ _stderr = Console(stderr=True)
 def _register_commands() -> None:
     from neko.correct.cli import correct_command
     from neko.data.cli import data_app
+    from neko.demo import demo_command
     from neko.evaluate.cli import eval_command
     from neko.train.cli import train_command
 
@@ -30,6 +31,7 @@ def _register_commands() -> None:
     app.command("train")(train_command)
     app.command("correct")(correct_command)
     app.command("eval")(eval_command)
+    app.command("demo")(demo_command)
 
 
 def main() -> None:

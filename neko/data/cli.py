@@ -11,10 +11,12 @@ import typer
 from neko.data.builders.cli import build_app
 from neko.data.formats import FORMATS, STDIN, read_examples, write_examples
 from neko.data.stats import stats_command
+from neko.data.text import text_command
 
 data_app = typer.Typer(no_args_is_help=True)
 data_app.add_typer(build_app, name="build", help="Make correction data with real recognizers.")
 data_app.command("stats")(stats_command)
+data_app.command("text")(text_command)
 
 _FORMAT_HELP = f"one of {', '.join(FORMATS)}; detected from the file name and content when left out"
 _TASK_HELP = "the task of every example, for formats that do not record one (hyporadise, gensec, text)"

@@ -1,0 +1,59 @@
+"""`neko demo`: the default model on bundled real examples of each task, before and after.
+
+The examples in `examples/demo.jsonl` come from the test splits of the committed corpus (real
+recognizer output of pocketsphinx, tesseract, pocketsphinx + apertium, and JFLEG learner text).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from neko.data.formats import read_examples
+from neko.data.schema import Example
+
+DEMO_EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "demo.jsonl"
+
+
+def demo_command(
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model directory (default: neko-tiny).")
+    ] = None,
+    examples: Annotated[Path, typer.Option("--examples", help="Examples with references.")] = DEMO_EXAMPLES,
+) -> None:
+    """Correct bundled examples of each task and print them before and after, with error rates."""
+    from neko.correct import Corrector
+    from neko.evaluate.metrics import METRIC_LABELS, Scorer
+
+    console = Console()
+    corrector = Corrector.from_pretrained(model)
+    items = read_examples(examples)
+    corrections = corrector.correct(items)
+    scorer = Scorer(gleu_iterations=50, errant=False)
+    by_task: dict[str, list[tuple[Example, str]]] = defaultdict(list)
+    for example, correction in zip(items, corrections, strict=True):
+        metric = scorer.headline(example.task)
+        before = scorer.score(metric, [example], [example.best_hypothesis])
+        after = scorer.score(metric, [example], [correction.text])
+        note = " (fell back to the 1-best)" if correction.fell_back else ""
+        console.rule(f"{example.task} · {example.dataset} · {example.id}", style="dim")
+        console.print(f"[bold]recognizer[/]  {example.best_hypothesis}", highlight=False)
+        console.print(f"[bold]neko[/]        {correction.text}{note}", highlight=False)
+        console.print(f"[bold]reference[/]   {example.reference}", highlight=False)
+        console.print(f"{METRIC_LABELS[metric]}: {before:.1f} -> {after:.1f}", highlight=False)
+        by_task[example.task].append((example, correction.text))
+    table = Table(title=f"{corrector.name} on {examples.name}")
+    for column in ("task", "examples", "metric", "recognizer 1-best", "neko"):
+        table.add_column(column)
+    for task, pairs in by_task.items():
+        metric = scorer.headline(task)
+        task_examples = [e for e, _ in pairs]
+        before = scorer.score(metric, task_examples, [e.best_hypothesis for e in task_examples])
+        after = scorer.score(metric, task_examples, [text for _, text in pairs])
+        table.add_row(task, str(len(pairs)), METRIC_LABELS[metric], f"{before:.2f}", f"{after:.2f}")
+    console.print(table)
