@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from neko.data.jsonl import read_jsonl
+from neko.data.jsonl import read_jsonl, write_jsonl
 from neko.data.stats import describe, print_stats, stats_command
 from neko.errors import NekoError
 from neko.evaluate.cli import eval_command, read_predictions
@@ -273,3 +274,20 @@ def test_eval_runs_a_model_first_with_rerank_baseline_and_routing_heatmaps(tmp_p
     for line in (out / "predictions-rerank.jsonl").read_text().splitlines():
         record = json.loads(line)
         assert record["correction"] in examples[record["id"]].hypotheses
+
+
+def test_eval_scores_several_files_and_a_fixed_subset_per_dataset(tmp_path):
+    other = tmp_path / "other.jsonl"
+    examples = list(read_jsonl(DATA))
+    write_jsonl(other, [replace(e, id=e.id + "-copy") for e in examples])
+    predictions = tmp_path / "pred.jsonl"
+    pred_lines = [json.loads(line) for line in PREDICTIONS.read_text().splitlines()]
+    copies = [{**p, "id": p["id"] + "-copy"} for p in pred_lines]
+    predictions.write_text("".join(json.dumps(p) + "\n" for p in pred_lines + copies))
+    out = tmp_path / "both"
+    eval_command([DATA, other], out, [str(predictions)], limit_per_dataset=1)
+    results = json.loads((out / "report.json").read_text())["results"]
+    per_dataset = [r for r in results if r["dataset"] != "(all)"]
+    assert per_dataset and all(r["examples"] == 1 for r in per_dataset)
+    with pytest.raises(NekoError, match="no prediction"):
+        eval_command([DATA, other], tmp_path / "o", [str(PREDICTIONS)])

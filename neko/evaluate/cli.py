@@ -11,6 +11,8 @@ produced corrections itself can pass them straight to `evaluate`.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -81,6 +83,18 @@ def check_predictions(
     missing = next((e.id for e in examples if e.id not in predictions), None)
     if missing is not None:
         raise NekoError(f"{pred}: no prediction for example {missing!r} of {data}")
+
+
+def first_per_dataset(examples: list[Example], limit: int) -> list[Example]:
+    """The first `limit` examples of each task x dataset, in file order: a quick, fixed subset."""
+    taken: Counter[tuple[str, str]] = Counter()
+    kept = []
+    for example in examples:
+        key = (example.task, example.dataset)
+        if taken[key] < limit:
+            taken[key] += 1
+            kept.append(example)
+    return kept
 
 
 def check_references(examples: list[Example], data: Path) -> None:
@@ -172,7 +186,7 @@ def evaluate_and_write(
 
 
 def run_eval(
-    data: Path,
+    data: Path | Sequence[Path],
     predictions: list[str],
     out: Path,
     routing_stats: Path | None = None,
@@ -182,13 +196,18 @@ def run_eval(
     task: str | None = None,
     console: Console | None = None,
     model: ModelRun | None = None,
+    limit_per_dataset: int | None = None,
 ) -> Report:
     """What `neko eval` does, callable from code; returns the report it wrote."""
     if normalizer not in NORMALIZERS:
         raise NekoError(f"unknown normaliser {normalizer!r}; expected one of {', '.join(NORMALIZERS)}")
     if not predictions and model is None:
         raise NekoError("give a --model to run, or at least one --predictions file")
-    examples = load_examples(data, format=format, task=task)
+    paths = [data] if isinstance(data, str | Path) else list(data)
+    examples = [e for path in paths for e in load_examples(path, format=format, task=task)]
+    if limit_per_dataset is not None:
+        examples = first_per_dataset(examples, limit_per_dataset)
+    data = Path(paths[0]) if len(paths) == 1 else Path("+".join(str(p) for p in paths))
     if not examples:
         raise NekoError(f"{data}: no examples")
     check_references(examples, data)
@@ -202,13 +221,18 @@ def run_eval(
         if name in systems:
             raise NekoError(f"--predictions: two systems named {name!r}; name them with NAME=PATH")
         records = read_prediction_lines(path)
+        if limit_per_dataset is not None:  # predictions of examples left out of the subset are fine
+            kept = {e.id for e in examples}
+            records = {key: value for key, value in records.items() if key in kept}
         check_predictions(examples, records, data, path)
         systems[name] = {key: text for key, (text, _) in records.items()}
     return evaluate_and_write(examples, systems, out, routing, normalizer, gleu_iterations, console)
 
 
 def eval_command(
-    data: Annotated[Path, typer.Argument(help="Examples with references (any format neko reads).")],
+    data: Annotated[
+        list[Path], typer.Argument(help="Examples with references (any format neko reads); several allowed.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md, report.json and figures.")],
     predictions: Annotated[
         list[str] | None,
@@ -225,6 +249,9 @@ def eval_command(
     ] = None,
     beams: Annotated[int, typer.Option("--beams", help="Beam size of --model's generation.")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of --model.")] = 16,
+    limit_per_dataset: Annotated[
+        int | None, typer.Option("--limit-per-dataset", help="Score the first N examples of each dataset.")
+    ] = None,
     rerank: Annotated[
         bool, typer.Option("--rerank/--no-rerank", help="Add the rerank-by-model-likelihood baseline.")
     ] = True,
@@ -250,5 +277,14 @@ def eval_command(
     if model is not None:
         run = ModelRun(None if model == "default" else Path(model), beams, batch_size, rerank)
     run_eval(
-        data, predictions or [], out, routing_stats, normalizer, gleu_iterations, format, task, model=run
+        data,
+        predictions or [],
+        out,
+        routing_stats,
+        normalizer,
+        gleu_iterations,
+        format,
+        task,
+        model=run,
+        limit_per_dataset=limit_per_dataset,
     )
