@@ -206,6 +206,7 @@ def test_saved_model_loads_in_plain_transformers_with_identical_logits(tmp_path)
     script = (
         "import sys, torch\n"
         "from transformers import AutoModelForCausalLM\n"
+        "torch.set_num_threads(1)  # as in this test process: the same summation order\n"
         f"path = {str(tmp_path)!r}\n"
         "model = AutoModelForCausalLM.from_pretrained(path).eval()\n"
         "with torch.no_grad():\n"
