@@ -17,9 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.schema import Example
 from neko.evaluate.metrics import LOWER_IS_BETTER, METRIC_LABELS, Scorer
 from neko.evaluate.oracles import task_oracle_outputs
+from neko.evaluate.report import wide_console
 
 OVERALL = "(all)"
 
@@ -95,7 +97,7 @@ def _pair(best: float | None, oracle: float | None) -> str:
 
 def print_stats(rows: list[StatsRow], console: Console | None = None) -> None:
     """The rows as one rich table; pairs are "1-best / oracle"."""
-    console = console or Console()
+    console = console or wide_console()
     table = Table(
         title="data statistics (percent; pairs are 1-best / N-best oracle)",
         title_justify="left",
@@ -131,10 +133,12 @@ def stats_command(
     task: Annotated[
         str | None, typer.Option("--task", help="Task of the examples when the format records none.")
     ] = None,
+    group_by: Annotated[str, typer.Option("--group-by", help=GROUP_BY_HELP)] = "dataset",
 ) -> list[StatsRow]:
     """Describe a data file: examples, hypotheses per example, 1-best and N-best oracle error rates."""
     from neko.evaluate.cli import load_examples
 
-    rows = describe(load_examples(file, format=format, task=task), normalizer=normalizer)
+    examples = group_examples(load_examples(file, format=format, task=task), group_by)
+    rows = describe(examples, normalizer=normalizer)
     print_stats(rows)
     return rows

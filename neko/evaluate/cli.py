@@ -21,12 +21,13 @@ import typer
 from rich.console import Console
 
 from neko.data.formats import read_examples
+from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.jsonl import open_text
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate.heatmap import validate_routing_stats
 from neko.evaluate.normalize import NORMALIZERS
-from neko.evaluate.report import Report, evaluate, print_report, write_report
+from neko.evaluate.report import Report, evaluate, print_report, wide_console, write_report
 
 DEFAULT_SYSTEM = "corrected"
 
@@ -178,7 +179,7 @@ def evaluate_and_write(
     outputs themselves (e.g. by running a corrector first)."""
     report = evaluate(examples, systems, normalizer=normalizer, gleu_iterations=gleu_iterations)
     report.routing = routing
-    console = console or Console()
+    console = console or wide_console()
     print_report(report, console)
     written = write_report(report, out)
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
@@ -197,6 +198,7 @@ def run_eval(
     console: Console | None = None,
     model: ModelRun | None = None,
     limit_per_dataset: int | None = None,
+    group_by: str = "dataset",
 ) -> Report:
     """What `neko eval` does, callable from code; returns the report it wrote."""
     if normalizer not in NORMALIZERS:
@@ -207,6 +209,7 @@ def run_eval(
     examples = [e for path in paths for e in load_examples(path, format=format, task=task)]
     if limit_per_dataset is not None:
         examples = first_per_dataset(examples, limit_per_dataset)
+    examples = group_examples(examples, group_by)
     data = Path(paths[0]) if len(paths) == 1 else Path("+".join(str(p) for p in paths))
     if not examples:
         raise NekoError(f"{data}: no examples")
@@ -252,6 +255,7 @@ def eval_command(
     limit_per_dataset: Annotated[
         int | None, typer.Option("--limit-per-dataset", help="Score the first N examples of each dataset.")
     ] = None,
+    group_by: Annotated[str, typer.Option("--group-by", help=GROUP_BY_HELP)] = "dataset",
     rerank: Annotated[
         bool, typer.Option("--rerank/--no-rerank", help="Add the rerank-by-model-likelihood baseline.")
     ] = True,
@@ -287,4 +291,5 @@ def eval_command(
         task,
         model=run,
         limit_per_dataset=limit_per_dataset,
+        group_by=group_by,
     )

@@ -223,9 +223,14 @@ def render_markdown(report: Report, figures: Sequence[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
+def wide_console(minimum: int = 150) -> Console:
+    """A console at least `minimum` columns wide: tables stay readable in logs and narrow terminals."""
+    return Console(width=max(Console().width, minimum))
+
+
 def print_report(report: Report, console: Console | None = None) -> None:
     """Rich tables on the terminal, one per task, then the signatures and notes."""
-    console = console or Console()
+    console = console or wide_console()
     for task in report.tasks():
         columns = report.columns(task)
         table = Table(title=f"{task}", title_justify="left", header_style="bold")
