@@ -144,3 +144,39 @@ def test_cli_prints_config_errors_as_one_line(tmp_path):
     assert result.returncode == 2
     assert "unknown key 'learning_rate'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dense_checkpoint_is_upcycled_and_trained_with_checkpointing_and_tensorboard(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from neko.train.tokenizer import train_tokenizer
+
+    dense_dir = tmp_path / "dense"
+    tokenizer = train_tokenizer(
+        [line for line in FIXTURE.read_text().splitlines()], 400, ["asr", "ocr", "tec"]
+    )
+    dense = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
+    dense.save_pretrained(dense_dir)
+    tokenizer.save_pretrained(dense_dir)
+    config = write_config(
+        tmp_path,
+        model={"source": "dense", "path": str(dense_dir), "upcycle_experts": 4},
+        optim__max_steps=6,
+        run__gradient_checkpointing=True,
+        run__tensorboard=True,
+    )
+    model_dir = train(load_config(config))
+    upcycled = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert upcycled.config.model_type == "mixtral" and upcycled.config.num_local_experts == 4
+    losses = [m["loss"] for m in read_metrics(tmp_path / "run") if "loss" in m]
+    assert len(losses) == 6 and all(loss == loss for loss in losses)
+    assert any((tmp_path / "run" / "tensorboard").iterdir())

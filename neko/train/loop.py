@@ -25,6 +25,7 @@ from transformers import AutoTokenizer, get_scheduler
 
 from neko.correct.model_dir import ROUTING_STRATEGY
 from neko.data.schema import Example
+from neko.errors import NekoError
 from neko.moe import (
     ExpertAssignment,
     apply_task_guidance,
@@ -82,7 +83,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     checkpoints = Checkpoints(run_dir / "checkpoints", config.run.keep_last)
     start = checkpoints.restore(accelerator).get("step", 0) if resume else 0
-    metrics = MetricsLog(run_dir / METRICS_FILE, accelerator.is_main_process, keep_until=start)
+    metrics = MetricsLog(run_dir / METRICS_FILE, accelerator.is_main_process, start, config.run.tensorboard)
     task_index = {task: i for i, task in enumerate(assignment.tasks if assignment else config.tasks)}
     dev = encode_all(config, tokenizer, load_examples(config.data.dev), []) if config.data.dev else []
 
@@ -249,11 +250,13 @@ class StepStats:
 
 
 class MetricsLog:
-    """metrics.jsonl, one JSON object per logged step; a resumed run first drops lines past its restart."""
+    """metrics.jsonl, one JSON object per logged step (and, optionally, the same scalars to
+    tensorboard); a resumed run first drops the lines past its restart."""
 
-    def __init__(self, path: Path, enabled: bool, keep_until: int) -> None:
+    def __init__(self, path: Path, enabled: bool, keep_until: int, tensorboard: bool = False) -> None:
         self.path = path
         self.enabled = enabled
+        self.writer = None
         if not enabled:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -267,11 +270,25 @@ class MetricsLog:
         temporary = path.with_suffix(".tmp")
         temporary.write_text("".join(line + "\n" for line in kept))
         os.replace(temporary, path)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise NekoError(
+                    "run.tensorboard needs the tensorboard package: pip install tensorboard"
+                ) from None
+            self.writer = SummaryWriter(str(path.parent / "tensorboard"), purge_step=keep_until + 1)
 
     def write(self, step: int, values: dict) -> None:
-        if self.enabled:
-            with open(self.path, "a") as out:
-                out.write(json.dumps({"step": step, **values}) + "\n")
+        if not self.enabled:
+            return
+        with open(self.path, "a") as out:
+            out.write(json.dumps({"step": step, **values}) + "\n")
+        if self.writer is not None:
+            for name, value in values.items():
+                if isinstance(value, int | float):
+                    self.writer.add_scalar(name, value, step)
+            self.writer.flush()
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
