@@ -8,7 +8,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from neko.data.schema import Example
 from neko.errors import NekoError
@@ -21,8 +21,8 @@ def open_text(path: str | Path, mode: str = "rt", compressed: bool | None = None
     return open(path, mode, encoding="utf-8")
 
 
-def read_jsonl(path: str | Path) -> Iterator[Example]:
-    """Examples of a JSONL file, validated line by line; errors name file:line and field."""
+def read_json_lines(path: str | Path) -> Iterator[tuple[str, int, Any]]:
+    """(`file:line`, line number, decoded value) of each non-blank line; bad JSON is a one-line error."""
     path = Path(path)
     if not path.exists():
         raise NekoError(f"{path}: no such file")
@@ -32,10 +32,15 @@ def read_jsonl(path: str | Path) -> Iterator[Example]:
                 continue
             where = f"{path}:{number}"
             try:
-                record = json.loads(line)
+                yield where, number, json.loads(line)
             except json.JSONDecodeError as error:
                 raise NekoError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
-            yield Example.from_dict(record, where)
+
+
+def read_jsonl(path: str | Path) -> Iterator[Example]:
+    """Examples of a JSONL file, validated line by line; errors name file:line and field."""
+    for where, _, record in read_json_lines(path):
+        yield Example.from_dict(record, where)
 
 
 def write_jsonl(path: str | Path, examples: Iterable[Example]) -> int:

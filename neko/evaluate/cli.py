@@ -22,7 +22,7 @@ from rich.console import Console
 
 from neko.data.formats import read_examples
 from neko.data.grouping import GROUP_BY_HELP, group_examples
-from neko.data.jsonl import open_text
+from neko.data.jsonl import read_json_lines
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate.heatmap import validate_routing_stats
@@ -39,32 +39,19 @@ def load_examples(path: str | Path, format: str | None = None, task: str | None 
 
 def read_prediction_lines(path: str | Path) -> dict[str, tuple[str, int]]:
     """`{"id", "correction"}` JSONL lines as {id: (correction, line number)}; errors name file:line."""
-    path = Path(path)
-    if not path.exists():
-        raise NekoError(f"{path}: no such file")
     predictions: dict[str, tuple[str, int]] = {}
-    with open_text(path) as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise NekoError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
-            if not isinstance(record, dict):
-                raise NekoError(f"{where}: expected a JSON object with 'id' and 'correction'")
-            for name in ("id", "correction"):
-                if name not in record:
-                    raise NekoError(f"{where}: missing field '{name}'")
-                if not isinstance(record[name], str):
-                    raise NekoError(f"{where}: field '{name}' must be a string")
-            if record["id"] in predictions:
-                first = predictions[record["id"]][1]
-                raise NekoError(
-                    f"{where}: a second prediction for id {record['id']!r} (first at line {first})"
-                )
-            predictions[record["id"]] = (record["correction"], number)
+    for where, number, record in read_json_lines(path):
+        if not isinstance(record, dict):
+            raise NekoError(f"{where}: expected a JSON object with 'id' and 'correction'")
+        for name in ("id", "correction"):
+            if name not in record:
+                raise NekoError(f"{where}: missing field '{name}'")
+            if not isinstance(record[name], str):
+                raise NekoError(f"{where}: field '{name}' must be a string")
+        if record["id"] in predictions:
+            first = predictions[record["id"]][1]
+            raise NekoError(f"{where}: a second prediction for id {record['id']!r} (first at line {first})")
+        predictions[record["id"]] = (record["correction"], number)
     return predictions
 
 
