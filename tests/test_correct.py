@@ -76,7 +76,8 @@ def test_safety_valve_check(output, best, finished, reason):
 
 
 def test_safety_valve_thresholds_are_adjustable():
-    assert SafetyValve(max_ratio=10.0).check("the cat sat on the mat and then it went", "the cat") is None
+    long_output = "the cat sat on the mat and then it went"
+    assert SafetyValve(max_ratio=10.0, max_edit_rate=None).check(long_output, "the cat") is None
     assert SafetyValve(length_slack=0).check("hello", "hi") == "too long"
 
 
@@ -408,3 +409,15 @@ def test_cli_errors_are_one_line(cli, model_path, tmp_path):
     args = ["correct", str(FIXTURES / "native.jsonl"), "--model", str(model_path), "--output-format", "csv"]
     result = cli.invoke(app, args)
     assert isinstance(result.exception, NekoError) and "unknown output format 'csv'" in str(result.exception)
+
+
+def test_safety_valve_falls_back_on_outputs_unrelated_to_every_hypothesis():
+    valve = SafetyValve()
+    hypotheses = ["two men in blue shirts play ball", "two men in blue shirt play a ball"]
+    # 1 character edit from the second hypothesis: kept.
+    assert not valve.unrelated("two men in blue shirts play a ball", hypotheses)
+    assert valve.check("two men in blue shirts play a ball", hypotheses[0], True, hypotheses) is None
+    fluent_but_unrelated = "a man in a white shirt is on the ground"
+    assert valve.check(fluent_but_unrelated, hypotheses[0], True, hypotheses) == "unrelated"
+    lenient = SafetyValve(max_edit_rate=None)
+    assert lenient.check(fluent_but_unrelated, hypotheses[0], True, hypotheses) is None

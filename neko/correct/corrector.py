@@ -154,7 +154,9 @@ class Corrector:
                 item = items[i]
                 output = decode(self.tokenizer, result.ids).strip()
                 best = item.hypotheses[0]
-                reason = valve.check(output, best, result.finished) if valve is not None else None
+                reason = (
+                    valve.check(output, best, result.finished, item.hypotheses) if valve is not None else None
+                )
                 corrections[i] = Correction(
                     item.id, item.task.name, best if reason else output, reason is not None, reason, output
                 )

@@ -13,7 +13,13 @@ degenerate (`SafetyValve.check` returns the reason) when it is
 - `too short` / `too long`: its length in characters (both stripped) is below
   `min_ratio * len(best) - length_slack` or above `max_ratio * len(best) + length_slack`, with
   `min_ratio` 0.5, `max_ratio` 2.0 and `length_slack` 5 characters (the slack lets short inputs such
-  as "hi" -> "hello" through).
+  as "hi" -> "hello" through);
+- `unrelated`: even the closest hypothesis needs more than `max_edit_rate * len(hypothesis) +
+  length_slack` character edits to become the output (0.5: more than half of it would change).
+  A correction edits what the recognizer produced; an output that shares little with every
+  hypothesis is the language model writing its own sentence (small or undertrained models do
+  this), not a correction. None disables the check, e.g. for tasks whose outputs may legitimately
+  rewrite most of the input.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-REASONS = ("unfinished", "empty", "looping", "too short", "too long")
+import jiwer
+
+REASONS = ("unfinished", "empty", "looping", "too short", "too long", "unrelated")
 
 
 @dataclass(frozen=True)
@@ -36,9 +44,13 @@ class SafetyValve:
     max_char_unit: int = 10
     min_char_repeats: int = 4
     min_loop_chars: int = 16
+    max_edit_rate: float | None = 0.5
 
-    def check(self, output: str, best: str, finished: bool = True) -> str | None:
-        """Why `output` should be replaced by the 1-best `best`, or None when it can stay."""
+    def check(
+        self, output: str, best: str, finished: bool = True, hypotheses: Sequence[str] = ()
+    ) -> str | None:
+        """Why `output` should be replaced by the 1-best `best`, or None when it can stay.
+        `hypotheses` (all of them, `best` included) are what `unrelated` compares with."""
         if not finished:
             return "unfinished"
         output, best = output.strip(), best.strip()
@@ -52,7 +64,15 @@ class SafetyValve:
             return "too short"
         if len(output) > self.max_ratio * len(best) + self.length_slack:
             return "too long"
+        if self.max_edit_rate is not None and self.unrelated(output, [best, *hypotheses]):
+            return "unrelated"
         return None
+
+    def unrelated(self, output: str, hypotheses: Sequence[str]) -> bool:
+        allowed = (self.max_edit_rate * len(h) + self.length_slack for h in hypotheses if h.strip())
+        edits = (jiwer.process_characters(h, output) for h in hypotheses if h.strip())
+        counts = [e.substitutions + e.deletions + e.insertions for e in edits]
+        return bool(counts) and all(c > a for c, a in zip(counts, allowed, strict=True))
 
     def word_run(self, text: str) -> int:
         """The longest back-to-back repetition of a word n-gram (n <= `max_word_ngram`) in `text`."""
