@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/compare-reports.py reports/ablation-dense reports/ablation-moe ...
 
-Rows: each report's corrected output (named by its folder), plus the 1-best, rerank and oracle
+Rows: each report's corrected output (named by its path), plus the 1-best, rerank and oracle
 baselines of the first report. Columns: task x dataset group (the report's `(all)` rows by default).
 """
 
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", help="dataset groups to show instead of (all)")
     args = parser.parse_args()
     datasets = set(args.datasets) if args.datasets else None
-    reports = {path.name: json.loads((path / "report.json").read_text()) for path in args.reports}
+    reports = {str(path): json.loads((path / "report.json").read_text()) for path in args.reports}
     first = next(iter(reports.values()))
     rows = {"1-best": cells(first, "1-best", datasets), "rerank": cells(first, "rerank", datasets)}
     rows |= {name: cells(report, "corrected", datasets) for name, report in reports.items()}
