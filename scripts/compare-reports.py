@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/compare-reports.py reports/ablation-dense reports/ablation-moe ...
 
-Rows: each report's corrected output (named by its path), plus the 1-best, rerank and oracle
-baselines of the first report. Columns: task x dataset group (the report's `(all)` rows by default).
+Rows: each report's corrected output and its rerank baseline (named by the report's path), plus the
+1-best and N-best oracle of the first report. Columns: task x dataset group (`(all)` by default).
 """
 
 import argparse
@@ -33,8 +33,10 @@ def main() -> None:
     datasets = set(args.datasets) if args.datasets else None
     reports = {str(path): json.loads((path / "report.json").read_text()) for path in args.reports}
     first = next(iter(reports.values()))
-    rows = {"1-best": cells(first, "1-best", datasets), "rerank": cells(first, "rerank", datasets)}
-    rows |= {name: cells(report, "corrected", datasets) for name, report in reports.items()}
+    rows = {"1-best": cells(first, "1-best", datasets)}
+    for name, report in reports.items():
+        rows[name] = cells(report, "corrected", datasets)
+        rows[f"{name} (rerank)"] = cells(report, "rerank", datasets)
     rows["N-best oracle"] = cells(first, "oracle", datasets)
     columns = sorted({key for values in rows.values() for key in values})
     header = [f"{task} {HEADLINE[task].upper()} ({dataset})" for task, dataset in columns]

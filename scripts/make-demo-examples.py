@@ -16,7 +16,7 @@ SOURCES = {
 }
 
 picked = []
-for task, path in SOURCES.items():
+for path in SOURCES.values():
     examples = read_examples(path)
     picked += random.Random(0).sample(examples, 3)
 write_examples("examples/demo.jsonl", picked)
