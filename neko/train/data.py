@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from neko.correct.prompts import build_prompt
+from neko.correct.prompts import build_prompt, encode
 from neko.data.schema import Example
 from neko.moe.assignment import NO_TASK
 from neko.tasks import get_task
@@ -50,19 +50,15 @@ def encode_example(
     worst hypotheses dropped first, then the best one cut, the markers always kept."""
     task = get_task(example.task)
     prompt = build_prompt(tokenizer, task, example.hypotheses[:max_hypotheses], style, max_source_tokens).ids
-    target = tokenize(tokenizer, task.render_target(example.reference or "", style))[:max_target_tokens]
+    target = encode(tokenizer, task.render_target(example.reference or "", style))[:max_target_tokens]
     prompt_labels = list(prompt) if loss_on == "sequence" else [IGNORE] * len(prompt)
     return Encoded(prompt + target, prompt_labels + target, example.task)
 
 
 def encode_text(text: str, tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> Encoded:
     """A line of plain text for language-model pretraining: every token is trained, no task."""
-    ids = [*tokenize(tokenizer, text), tokenizer.eos_token_id][:max_tokens]
+    ids = [*encode(tokenizer, text), tokenizer.eos_token_id][:max_tokens]
     return Encoded(ids, list(ids), None)
-
-
-def tokenize(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def epoch_examples(groups: dict[str | None, list[int]], mixture: str, rng: random.Random) -> list[int]:
@@ -125,7 +121,9 @@ class BatchPlan:
         return len(self.batches)
 
 
-def collate(items: Sequence[Encoded], task_ids: dict[str, int], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(
+    items: Sequence[Encoded], task_ids: dict[str, int], pad_id: int, device: torch.device | None = None
+) -> dict[str, torch.Tensor]:
     """Right-padded tensors; `task_ids` is per token (padding and plain text: NO_TASK)."""
     width = max(len(item.input_ids) for item in items)
     input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
@@ -139,4 +137,5 @@ def collate(items: Sequence[Encoded], task_ids: dict[str, int], pad_id: int) -> 
         attention_mask[row, :n] = 1
         if item.task in task_ids:
             tasks[row, :n] = task_ids[item.task]
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask, "task_ids": tasks}
+    batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask, "task_ids": tasks}
+    return {name: tensor.to(device) for name, tensor in batch.items()}

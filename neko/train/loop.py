@@ -96,10 +96,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             for micro in range(config.optim.grad_accum):
                 index = (step * config.optim.grad_accum + micro) * accelerator.num_processes
                 items = [encoded[i] for i in plan.batches[index + accelerator.process_index]]
-                batch = {
-                    k: v.to(accelerator.device)
-                    for k, v in collate(items, task_index, tokenizer.pad_token_id).items()
-                }
+                batch = collate(items, task_index, tokenizer.pad_token_id, accelerator.device)
                 loss = training_loss(model, batch, items, config, assignment, stats)
                 accelerator.backward(loss / config.optim.grad_accum)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
@@ -179,9 +176,7 @@ def dev_loss(
     total, count = 0.0, 0
     for start in range(0, len(dev), 16):
         items = dev[start : start + 16]
-        batch = {
-            k: v.to(accelerator.device) for k, v in collate(items, task_index, tokenizer.pad_token_id).items()
-        }
+        batch = collate(items, task_index, tokenizer.pad_token_id, accelerator.device)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         losses, mask = next_token_losses(logits, batch["labels"])
         total += float(losses.sum())
