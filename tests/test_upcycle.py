@@ -5,20 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
+from moe_fixtures import TINY
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from neko.errors import NekoError
 from neko.moe.upcycle import SUPPORTED_ARCHITECTURES, moe_config, upcycle, upcycle_checkpoint
-
-TINY = dict(
-    vocab_size=64,
-    hidden_size=32,
-    intermediate_size=48,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=64,
-)
 
 # (dense config, dense model, extra config, expected MoE class)
 DENSE = {
