@@ -124,3 +124,64 @@ def _write_atomically(path: Path, text: str) -> None:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def tune_valve_command(
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="Dev examples with references (any format neko reads); several allowed."),
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="a model directory; default: models/neko-tiny")
+    ] = None,
+    limit_per_dataset: Annotated[
+        int | None, typer.Option("--limit-per-dataset", help="use the first N examples of each dataset")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="inputs per forward pass")] = 16,
+    write: Annotated[
+        bool, typer.Option("--write/--dry-run", help="store the chosen rates in the model's neko.json")
+    ] = False,
+) -> None:
+    """Choose the safety valve's max_edit_rate per task on dev DATA: the rate whose corrections score
+    best (printed per rate, with the 1-best for comparison); --write stores it in the model."""
+    from rich.table import Table
+    from transformers.utils import logging as transformers_logging
+
+    from neko.correct.corrector import Corrector
+    from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
+    from neko.correct.tuning import save_edit_rates, tune_edit_rates
+    from neko.evaluate.cli import check_references, first_per_dataset, load_examples
+    from neko.evaluate.report import wide_console
+
+    model_dir = resolve_model_dir(model)
+    check_model_files(model_dir)
+    read_model_info(model_dir)
+    examples = []
+    for path in data:
+        loaded = load_examples(path)
+        check_references(loaded, path)
+        examples += loaded
+    if limit_per_dataset is not None:
+        examples = first_per_dataset(examples, limit_per_dataset)
+    if not examples:
+        raise NekoError(f"{data[0]}: no examples")
+    transformers_logging.disable_progress_bar()
+    corrector = Corrector.from_pretrained(model_dir)
+    tunings = tune_edit_rates(corrector, examples, batch_size=batch_size)
+
+    console = wide_console()
+    for tuning in tunings.values():
+        table = Table(
+            title=f"{tuning.task}: {tuning.metric} on {tuning.examples} dev examples "
+            f"(1-best {tuning.one_best:.2f})"
+        )
+        for column in ("max_edit_rate", tuning.metric, "fallbacks", ""):
+            table.add_column(column, justify="right")
+        for trial in tuning.trials:
+            rate = "none" if trial.rate is None else f"{trial.rate:g}"
+            chosen = "chosen" if trial is tuning.best else ""
+            table.add_row(rate, f"{trial.score:.2f}", str(trial.fallbacks), chosen)
+        console.print(table)
+    if write:
+        save_edit_rates(model_dir, tunings)
+        typer.echo(f"wrote max_edit_rate to {model_dir / 'neko.json'}", err=True)

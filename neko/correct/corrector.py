@@ -123,7 +123,8 @@ class Corrector:
         """Correct every input (greedy, or beam search with `num_beams` > 1); in input order.
 
         `max_new_tokens`/`max_source_tokens` default to the model's (`neko.json`). `safety_valve`: True
-        for the default thresholds, a `SafetyValve` for others, False to keep every model output.
+        for the default thresholds with the model's per-task `max_edit_rate` (`neko.json`, see
+        `neko tune-valve`), a `SafetyValve` for others, False to keep every model output.
         """
         items = self._prepare(examples, task, max_source_tokens)
         return self._correct(items, num_beams, batch_size, max_new_tokens, safety_valve)
@@ -139,7 +140,7 @@ class Corrector:
         if num_beams < 1:
             raise NekoError(f"num_beams must be at least 1, got {num_beams}")
         max_new_tokens = max_new_tokens or self.info.max_new_tokens
-        valve = SafetyValve() if safety_valve is True else safety_valve or None
+        valves = {task: self._valve(task, safety_valve) for task in {item.task.name for item in items}}
         corrections: list[Correction | None] = [None] * len(items)
         for batch in length_batches([len(item.prompt.ids) for item in items], batch_size):
             generated = generate(
@@ -154,6 +155,7 @@ class Corrector:
                 item = items[i]
                 output = decode(self.tokenizer, result.ids).strip()
                 best = item.hypotheses[0]
+                valve = valves[item.task.name]
                 reason = (
                     valve.check(output, best, result.finished, item.hypotheses) if valve is not None else None
                 )
@@ -162,6 +164,14 @@ class Corrector:
                 )
         self.last_fallbacks = Counter(c.reason for c in corrections if c.fell_back)
         return corrections
+
+    def _valve(self, task: str, safety_valve: bool | SafetyValve) -> SafetyValve | None:
+        """True: the default thresholds with the model's `max_edit_rate` for `task` (neko.json)."""
+        if safety_valve is not True:
+            return safety_valve or None
+        if task in self.info.max_edit_rate:
+            return SafetyValve(max_edit_rate=self.info.max_edit_rate[task])
+        return SafetyValve()
 
     def score(
         self,

@@ -13,6 +13,7 @@ A model directory (written by the trainer) holds
        "assignment": {"num_experts": 8, "task_to_expert": {"asr": 3, "ocr": 5}},   # null: dense model
        "strategy": "task_guided", "prompt_style": "compact",
        "max_source_tokens": 512, "max_new_tokens": 128, "max_hypotheses": 5,   # optional, null: all
+       "max_edit_rate": {"asr": 0.2, "tec": null},   # optional: the safety valve's per task
        "custom_tasks": [{"name": "handwriting", "description": "...", "output": "...",
                          "metric": "cer", "language": "en"}]}
 
@@ -55,6 +56,9 @@ class ModelInfo:
     max_source_tokens: int = 512
     max_new_tokens: int = 128
     max_hypotheses: int | None = None
+    max_edit_rate: dict[str, float | None] = field(default_factory=dict)
+    """Per task, the safety valve's `max_edit_rate` (None: no limit), e.g. tuned on dev data with
+    `neko tune-valve`; tasks left out use `SafetyValve`'s default."""
     custom_tasks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -74,6 +78,7 @@ class ModelInfo:
             "max_source_tokens": self.max_source_tokens,
             "max_new_tokens": self.max_new_tokens,
             "max_hypotheses": self.max_hypotheses,
+            "max_edit_rate": dict(self.max_edit_rate),
             "custom_tasks": [dict(spec) for spec in self.custom_tasks],
         }
 
@@ -116,6 +121,7 @@ class ModelInfo:
             max_hypotheses=None
             if data.get("max_hypotheses") is None
             else _positive_int(data, "max_hypotheses", where, 1),
+            max_edit_rate=_edit_rates(data, tasks, where),
             custom_tasks=[dict(spec) for spec in data.get("custom_tasks") or []],
         )
 
@@ -159,8 +165,11 @@ def read_model_info(path: Path) -> ModelInfo:
 
 
 def write_model_info(path: str | Path, info: ModelInfo) -> None:
-    """Write `neko.json` into a model directory."""
-    (Path(path) / NEKO_JSON).write_text(json.dumps(info.to_dict(), indent=2) + "\n", encoding="utf-8")
+    """Write `neko.json` into a model directory, at once (a reader never sees half a file)."""
+    target = Path(path) / NEKO_JSON
+    temporary = target.with_name(NEKO_JSON + ".tmp")
+    temporary.write_text(json.dumps(info.to_dict(), indent=2) + "\n", encoding="utf-8")
+    temporary.replace(target)
 
 
 def load_tokenizer(path: Path, info: ModelInfo):
@@ -220,6 +229,20 @@ def _positive_int(data: dict, key: str, where: str, default: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise NekoError(f"{where}: '{key}' must be a positive integer, got {value!r}")
     return value
+
+
+def _edit_rates(data: dict, tasks: list[str], where: str) -> dict[str, float | None]:
+    rates = data.get("max_edit_rate") or {}
+    if not isinstance(rates, dict):
+        raise NekoError(f"{where}: 'max_edit_rate' must map task names to numbers or null")
+    for name, rate in rates.items():
+        if name not in tasks:
+            raise NekoError(f"{where}: 'max_edit_rate' names {name!r}, which is not one of the model's tasks")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0):
+            raise NekoError(
+                f"{where}: 'max_edit_rate' of {name!r} must be a number >= 0 or null, got {rate!r}"
+            )
+    return {name: None if rate is None else float(rate) for name, rate in rates.items()}
 
 
 def _custom_task(spec: Any, where: str) -> Task:
