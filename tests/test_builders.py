@@ -273,6 +273,21 @@ def test_ocr_builder_makes_valid_examples():
     assert examples[0].metadata["confidences"] == sorted(examples[0].metadata["confidences"], reverse=True)
 
 
+def test_ocr_reading_survives_a_tesseract_crash_on_one_rendering(monkeypatch, tmp_path: Path):
+    import subprocess
+
+    from neko.data.builders import ocr
+
+    def fake_tesseract(paths, scratch):
+        if any(path.name == "crash.png" for path in paths):
+            raise subprocess.CalledProcessError(-8, "tesseract")
+        return [(path.stem, 90.0) for path in paths]
+
+    monkeypatch.setattr(ocr, "_tesseract", fake_tesseract)
+    paths = [tmp_path / "plain.png", tmp_path / "crash.png", tmp_path / "binary.png"]
+    assert ocr.read_lines(paths, tmp_path) == [("plain", 90.0), None, ("binary", 90.0)]
+
+
 def test_bible_markup_is_stripped():
     from neko.data.sources import _osis_to_text, modernize_spanish
 

@@ -156,8 +156,19 @@ def setup() -> OcrState:
     return OcrState()
 
 
-def read_lines(paths: list[Path], scratch: Path) -> list[tuple[str, float]]:
-    """Tesseract's text and mean word confidence of each image, in one tesseract run."""
+def read_lines(paths: list[Path], scratch: Path) -> list[tuple[str, float] | None]:
+    """Tesseract's text and mean word confidence of each image, in one tesseract run; None for an image
+    tesseract crashes on (it dies with SIGFPE on a rare degraded rendering): when the run fails, each
+    image is read alone to find which."""
+    try:
+        return _tesseract(paths, scratch)
+    except subprocess.CalledProcessError:
+        if len(paths) == 1:
+            return [None]
+        return [reading for path in paths for reading in read_lines([path], scratch)]
+
+
+def _tesseract(paths: list[Path], scratch: Path) -> list[tuple[str, float]]:
     listing = scratch / "images.txt"
     listing.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
     environment = {**os.environ, "OMP_THREAD_LIMIT": "1"}
@@ -188,8 +199,14 @@ def work(state: OcrState, job: Job) -> Example:
         path = state.scratch / f"{name}.png"
         picture.save(path)
         paths.append(path)
-    readings = read_lines(paths, state.scratch)
-    ranked = sorted(zip(renderings, readings, strict=True), key=lambda item: -item[1][1])
+    readings = dict(zip(renderings, read_lines(paths, state.scratch), strict=True))
+    crashed = [kind for kind, reading in readings.items() if reading is None]
+    if len(crashed) == len(readings):
+        raise RuntimeError(f"tesseract crashed on every rendering of {job.id} ({p['font']})")
+    ranked = sorted(
+        ((kind, reading) for kind, reading in readings.items() if reading is not None),
+        key=lambda item: -item[1][1],
+    )
     hypotheses, confidences, kinds = [], [], []
     for kind, (text, confidence) in ranked:
         if text not in hypotheses:
@@ -207,6 +224,7 @@ def work(state: OcrState, job: Job) -> Example:
         **info,
         "confidences": confidences,
         "renderings": kinds,
+        **({"tesseract_crashed": crashed} if crashed else {}),
         "zero_shot": p["family"] == HELD_OUT_FAMILY or p["source"] == "fortunes",
         "recognizer": "tesseract-5 eng --psm 7",
     }
