@@ -180,3 +180,20 @@ def test_dense_checkpoint_is_upcycled_and_trained_with_checkpointing_and_tensorb
     losses = [m["loss"] for m in read_metrics(tmp_path / "run") if "loss" in m]
     assert len(losses) == 6 and all(loss == loss for loss in losses)
     assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_a_log_line_averages_every_step_since_the_previous_one():
+    from neko.train.data import Encoded
+    from neko.train.loop import IntervalStats
+
+    stats = IntervalStats()
+    asr, tec = Encoded([1], [1], "asr"), Encoded([1], [1], "tec")
+    # step 1: one asr row, 2 target tokens of loss 1; step 2: one tec row, 1 target token of loss 4
+    stats.add_tokens(torch.tensor([[1.0, 1.0]]), torch.tensor([[True, True]]), [asr], 10)
+    stats.add("grad_norm", 1.0)
+    stats.add_tokens(torch.tensor([[4.0, 0.0]]), torch.tensor([[True, False]]), [tec], 6)
+    stats.add("grad_norm", 3.0)
+    summary = stats.summary(lr=0.1, seconds=2.0, assignment=None)
+    assert summary["loss"] == pytest.approx(6.0 / 3)  # token-weighted over both steps
+    assert (summary["loss_asr"], summary["loss_tec"]) == (1.0, 4.0)
+    assert summary["grad_norm"] == 2.0 and summary["tokens_per_s"] == 8.0

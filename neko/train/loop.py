@@ -88,11 +88,10 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     dev = encode_all(config, tokenizer, load_examples(config.data.dev), []) if config.data.dev else []
 
     model.train()
+    stats, started = IntervalStats(), time.perf_counter()
     with _progress(accelerator) as progress:
         bar = progress.add_task("training", total=total_steps, completed=start)
         for step in range(start, total_steps):
-            started = time.perf_counter()
-            stats = StepStats()
             for micro in range(config.optim.grad_accum):
                 index = (step * config.optim.grad_accum + micro) * accelerator.num_processes
                 items = [encoded[i] for i in plan.batches[index + accelerator.process_index]]
@@ -100,24 +99,18 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 loss = training_loss(model, batch, items, config, assignment, stats)
                 accelerator.backward(loss / config.optim.grad_accum)
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+            stats.add("grad_norm", float(grad_norm))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             done = step + 1
             if done % config.run.log_every == 0 or done == total_steps:
-                metrics.write(
-                    done,
-                    stats.summary(
-                        lr=scheduler.get_last_lr()[0],
-                        grad_norm=float(grad_norm),
-                        seconds=time.perf_counter() - started,
-                        assignment=assignment,
-                    ),
-                )
+                summary = stats.summary(scheduler.get_last_lr()[0], time.perf_counter() - started, assignment)
+                metrics.write(done, summary)
+                stats, started = IntervalStats(), time.perf_counter()
             if config.run.eval_every and dev and done % config.run.eval_every == 0:
-                metrics.write(
-                    done, {"dev_loss": dev_loss(model, dev, config, task_index, tokenizer, accelerator)}
-                )
+                metrics.write(done, {"dev_loss": dev_loss(model, dev, task_index, tokenizer, accelerator)})
+                started = time.perf_counter()  # the throughput of the next line counts training only
             if done % config.run.save_every == 0 and done < total_steps:
                 checkpoints.save(accelerator, done, {"total_steps": total_steps})
             progress.update(bar, completed=done)
@@ -135,7 +128,7 @@ def training_loss(
     items: Sequence[Encoded],
     config: TrainConfig,
     assignment: ExpertAssignment | None,
-    stats: StepStats,
+    stats: IntervalStats,
 ) -> torch.Tensor:
     """Token-mean NLL plus the router losses of this run's mode; fills `stats` for the log."""
     with task_routing(batch["task_ids"], attention_mask=batch["attention_mask"]) as routing:
@@ -164,14 +157,11 @@ def next_token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
 
 
 @torch.no_grad()
+@torch.no_grad()
 def dev_loss(
-    model,
-    dev: list[Encoded],
-    config: TrainConfig,
-    task_index: dict[str, int],
-    tokenizer,
-    accelerator: Accelerator,
+    model, dev: list[Encoded], task_index: dict[str, int], tokenizer, accelerator: Accelerator
 ) -> float:
+    """Mean next-token NLL of the dev examples' targets, routed as at inference (eval mode)."""
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(dev), 16):
@@ -185,13 +175,16 @@ def dev_loss(
     return total / max(count, 1)
 
 
-class StepStats:
-    """What one optimizer step logs: loss overall and per task, router losses, expert load per task."""
+class IntervalStats:
+    """What one log line reports, over every step since the previous line: loss overall and per task
+    (token means), the mean of each scalar (gradient norm, router losses), expert load per task, and
+    the throughput. A line per step would be too many; one step's loss alone too noisy to read."""
 
     def __init__(self) -> None:
         self.loss_sum: dict[str, float] = defaultdict(float)
         self.token_count: dict[str, int] = defaultdict(int)
         self.scalars: dict[str, float] = defaultdict(float)
+        self.scalar_counts: dict[str, int] = defaultdict(int)
         self.routes: dict[int, torch.Tensor] = {}
         self.tokens = 0
 
@@ -207,6 +200,7 @@ class StepStats:
 
     def add(self, name: str, value: float) -> None:
         self.scalars[name] += value
+        self.scalar_counts[name] += 1
 
     def add_routes(self, records: list[RouterRecord]) -> None:
         """Count (forced expert, used expert) pairs: the forced expert stands for the task."""
@@ -221,19 +215,16 @@ class StepStats:
             counts = torch.bincount(pairs.reshape(-1), minlength=experts * experts).reshape(experts, experts)
             self.routes[record.layer] = self.routes.get(record.layer, 0) + counts
 
-    def summary(
-        self, lr: float, grad_norm: float, seconds: float, assignment: ExpertAssignment | None
-    ) -> dict:
+    def summary(self, lr: float, seconds: float, assignment: ExpertAssignment | None) -> dict:
         out = {
             "loss": self.loss_sum["all"] / max(self.token_count["all"], 1),
             "lr": lr,
-            "grad_norm": grad_norm,
             "tokens_per_s": self.tokens / max(seconds, 1e-9),
         }
         for key in self.loss_sum:
             if key != "all":
                 out[f"loss_{key}"] = self.loss_sum[key] / max(self.token_count[key], 1)
-        out.update(self.scalars)
+        out.update({name: total / self.scalar_counts[name] for name, total in self.scalars.items()})
         if assignment is not None and self.routes:
             load = sum(self.routes.values()).double()
             out["expert_load"] = {
