@@ -1,9 +1,11 @@
 """Training losses of runs that saw the same batches (same data, seed and steps), side by side.
 
-    .venv/bin/python scripts/compare-losses.py runs/ablation-dense runs/ablation-moe runs/ablation-task_guided
+    .venv/bin/python scripts/compare-losses.py runs/ablation-{dense,moe,task_guided,damex} --steps 520-600
 
-Prints, per run, the mean training loss per task over the last `--last` logged steps: with equal
-batches the runs are compared on exactly the same tokens.
+Prints, per run, the mean training loss per task over the log lines at the chosen steps: with equal
+batches the runs are compared on exactly the same tokens, provided each line covers the same steps
+in every run. Runs logged with `run.log_every: 1` have a line per step (one batch each); `--every N`
+keeps the steps divisible by N, so such runs compare with runs whose lines were single steps every N.
 """
 
 import argparse
@@ -13,21 +15,31 @@ from pathlib import Path
 TASKS = ("asr", "st", "ocr", "tec")
 
 
+def step_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    return int(first), int(last or first)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--last", type=int, default=5, help="logged steps to average (default 5)")
+    parser.add_argument("--steps", type=step_range, required=True, help="FIRST-LAST, both included")
+    parser.add_argument("--every", type=int, default=1, help="only steps divisible by this (default 1)")
     args = parser.parse_args()
+    first, last = args.steps
     print("| run | steps | " + " | ".join(f"loss {t}" for t in TASKS) + " | loss (all) |")
     print("|---" * (len(TASKS) + 3) + "|")
     for run in args.runs:
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        logged = [m for m in lines if "loss" in m][-args.last :]
+        chosen = [m for m in lines if "loss" in m and first <= m["step"] <= last]
+        logged = [m for m in chosen if m["step"] % args.every == 0]
+        if not logged:
+            raise SystemExit(f"{run}: no training loss logged at steps {first}-{last} (every {args.every})")
         cells = []
         for key in [f"loss_{t}" for t in TASKS] + ["loss"]:
             values = [m[key] for m in logged if key in m]
             cells.append(f"{sum(values) / len(values):.3f}" if values else "-")
-        steps = f"{logged[0]['step']}-{logged[-1]['step']}"
+        steps = ", ".join(str(m["step"]) for m in logged) if len(logged) <= 6 else f"{len(logged)} lines"
         print(f"| {run.name} | {steps} | " + " | ".join(cells) + " |")
 
 

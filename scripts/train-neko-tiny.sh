@@ -12,17 +12,27 @@ neko=.venv/bin/neko
 [ -f runs/neko-tiny-pretrain/model/neko.json ] || $neko train configs/neko-tiny-pretrain.yaml --resume
 # Stage 2: task-guided fine-tuning on the correction mixture.
 [ -f runs/neko-tiny-stage2/model/neko.json ] || $neko train configs/neko-tiny.yaml --resume
-# The ablation under one budget, from scratch: dense, vanilla MoE, task-guided (DAMEX: add "damex").
-for mode in dense moe task_guided; do
+# The ablation under one budget, from scratch: dense, vanilla MoE, task-guided, DAMEX.
+for mode in dense moe task_guided damex; do
   [ -f "runs/ablation-$mode/model/neko.json" ] ||
     $neko train configs/ablation.yaml --resume --set mode=$mode --set run.out_dir=runs/ablation-$mode
 done
+# Task guidance vs none after the same pretraining: stage 2 again as a vanilla MoE.
+[ -f runs/pretrained-moe/model/neko.json ] ||
+  $neko train configs/neko-tiny.yaml --resume --set mode=moe --set run.out_dir=runs/pretrained-moe
 
-# Stage 3: more fine-tuning (600 steps had not taught the model to copy its input).
+# Stages 3 and 4: more fine-tuning (600 steps had not taught the model to copy its input).
 [ -f runs/neko-tiny-stage3/model/neko.json ] || $neko train configs/neko-tiny-stage3.yaml --resume
+[ -f runs/neko-tiny-stage4/model/neko.json ] || $neko train configs/neko-tiny-stage4.yaml --resume
+
+# The safety valve's edit limit per task, chosen on fixed dev subsets (written into neko.json).
+model=runs/neko-tiny-stage4/model
+for file_n in asr:6 st:20 ocr:2 tec:75; do
+  $neko tune-valve "data/${file_n%%:*}/dev.jsonl.gz" --model $model --limit-per-dataset "${file_n##*:}" --write
+done
 
 # Evaluation: a fixed subset of every test file (see scripts/evaluate-model.sh).
-bash scripts/evaluate-model.sh runs/neko-tiny-stage3/model reports/neko-tiny 10 50 3 150 754
-for mode in dense moe task_guided; do
+bash scripts/evaluate-model.sh $model reports/neko-tiny 10 50 3 150 754
+for mode in dense moe task_guided damex; do
   bash scripts/evaluate-model.sh "runs/ablation-$mode/model" "reports/ablation-$mode" 6 20 2 60 200
 done
