@@ -197,3 +197,13 @@ def test_a_log_line_averages_every_step_since_the_previous_one():
     assert summary["loss"] == pytest.approx(6.0 / 3)  # token-weighted over both steps
     assert (summary["loss_asr"], summary["loss_tec"]) == (1.0, 4.0)
     assert summary["grad_norm"] == 2.0 and summary["tokens_per_s"] == 8.0
+
+
+def test_dev_loss_is_logged_overall_and_per_task(tmp_path):
+    config = write_config(tmp_path, data__dev=[str(FIXTURE)], run__eval_every=10, optim__max_steps=10)
+    train(load_config(config))
+    [line] = [m for m in read_metrics(tmp_path / "run") if "dev_loss" in m]
+    assert line["step"] == 10
+    assert {"dev_loss", "dev_loss_asr", "dev_loss_ocr", "dev_loss_tec"} == set(line) - {"step"}
+    per_task = [line[f"dev_loss_{task}"] for task in ("asr", "ocr", "tec")]
+    assert min(per_task) <= line["dev_loss"] <= max(per_task)

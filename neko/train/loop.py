@@ -109,7 +109,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 metrics.write(done, summary)
                 stats, started = IntervalStats(), time.perf_counter()
             if config.run.eval_every and dev and done % config.run.eval_every == 0:
-                metrics.write(done, {"dev_loss": dev_loss(model, dev, task_index, tokenizer, accelerator)})
+                metrics.write(done, dev_losses(model, dev, task_index, tokenizer, accelerator))
                 started = time.perf_counter()  # the throughput of the next line counts training only
             if done % config.run.save_every == 0 and done < total_steps:
                 checkpoints.save(accelerator, done, {"total_steps": total_steps})
@@ -158,21 +158,22 @@ def next_token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
 
 @torch.no_grad()
 @torch.no_grad()
-def dev_loss(
+def dev_losses(
     model, dev: list[Encoded], task_index: dict[str, int], tokenizer, accelerator: Accelerator
-) -> float:
-    """Mean next-token NLL of the dev examples' targets, routed as at inference (eval mode)."""
+) -> dict[str, float]:
+    """`dev_loss` and `dev_loss_TASK`: mean next-token NLL of the dev examples' targets, overall and per
+    task, routed as at inference (eval mode). Per task, because a small task's training loss falls by
+    memorising its few examples long before its dev loss stops falling."""
     model.eval()
-    total, count = 0.0, 0
+    stats = IntervalStats()
     for start in range(0, len(dev), 16):
         items = dev[start : start + 16]
         batch = collate(items, task_index, tokenizer.pad_token_id, accelerator.device)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         losses, mask = next_token_losses(logits, batch["labels"])
-        total += float(losses.sum())
-        count += int(mask.sum())
+        stats.add_tokens(losses, mask, items, 0)
     model.train()
-    return total / max(count, 1)
+    return {f"dev_{key}": value for key, value in stats.losses().items()}
 
 
 class IntervalStats:
@@ -215,15 +216,15 @@ class IntervalStats:
             counts = torch.bincount(pairs.reshape(-1), minlength=experts * experts).reshape(experts, experts)
             self.routes[record.layer] = self.routes.get(record.layer, 0) + counts
 
-    def summary(self, lr: float, seconds: float, assignment: ExpertAssignment | None) -> dict:
-        out = {
-            "loss": self.loss_sum["all"] / max(self.token_count["all"], 1),
-            "lr": lr,
-            "tokens_per_s": self.tokens / max(seconds, 1e-9),
+    def losses(self) -> dict[str, float]:
+        """`loss` (all tokens) and `loss_TASK`: token means."""
+        return {
+            "loss" if key == "all" else f"loss_{key}": self.loss_sum[key] / max(self.token_count[key], 1)
+            for key in self.loss_sum
         }
-        for key in self.loss_sum:
-            if key != "all":
-                out[f"loss_{key}"] = self.loss_sum[key] / max(self.token_count[key], 1)
+
+    def summary(self, lr: float, seconds: float, assignment: ExpertAssignment | None) -> dict:
+        out = self.losses() | {"lr": lr, "tokens_per_s": self.tokens / max(seconds, 1e-9)}
         out.update({name: total / self.scalar_counts[name] for name, total in self.scalars.items()})
         if assignment is not None and self.routes:
             load = sum(self.routes.values()).double()
