@@ -248,13 +248,22 @@ def _flat(rows: list[list[float]]) -> torch.Tensor:
     return torch.tensor([value for row in rows for value in row])
 
 
-def test_rerank_returns_the_argmax_hypothesis(corrector):
+@pytest.mark.parametrize("per_token", [True, False])
+def test_rerank_returns_the_argmax_hypothesis(corrector, per_token):
     inputs = examples(6)
-    scores = corrector.score(inputs)
-    chosen = corrector.rerank(inputs, batch_size=2)
+    scores = corrector.score(inputs, per_token=per_token)
+    chosen = corrector.rerank(inputs, batch_size=2, per_token=per_token)
     for example, values, best in zip(inputs, scores, chosen, strict=True):
         assert best in example.hypotheses
         assert best == example.hypotheses[max(range(len(values)), key=values.__getitem__)]
+
+
+def test_per_token_scores_are_means_over_the_target_tokens(corrector):
+    [example] = examples(3)[2:]
+    sums, means = corrector.score([example])[0], corrector.score([example], per_token=True)[0]
+    task = get_task(example.task)
+    for hypothesis, total, mean in zip(example.hypotheses, sums, means, strict=True):
+        assert mean == pytest.approx(total / len(ids_of(corrector, task.render_target(hypothesis))))
 
 
 # --- routing statistics -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The safety valve's per-task `max_edit_rate`: read from neko.json, tuned on dev data, `neko tune-valve`."""
+"""The safety valve's per-task settings (`max_edit_rate`, `fallback`): read from neko.json, tuned on dev
+data, `neko tune-valve`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typer.testing import CliRunner
 
 from neko.cli import _register_commands, app
 from neko.correct import Corrector
-from neko.correct.model_dir import read_model_info
-from neko.correct.tuning import CANDIDATE_RATES, save_edit_rates, tune_edit_rates
+from neko.correct.corrector import Correction
+from neko.correct.model_dir import FALLBACKS, read_model_info
+from neko.correct.tuning import CANDIDATE_RATES, save_valve_settings, tune_task, tune_valve
 from neko.data.jsonl import write_jsonl
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.evaluate.metrics import Scorer
 
 SCRIPT = "the cat sat"
 # The scripted output is one edit from the first example's hypothesis and its reference, and far from
@@ -39,20 +42,42 @@ def scripted(tmp_path):
 
 def test_tuning_keeps_the_strictest_rate_with_the_best_score(scripted):
     corrector, _ = scripted
-    tuning = tune_edit_rates(corrector, DEV)["asr"]
-    trials = {trial.rate: trial for trial in tuning.trials}
-    assert [trial.rate for trial in tuning.trials] == list(CANDIDATE_RATES)
+    tuning = tune_valve(corrector, DEV)["asr"]
+    trials = {(trial.fallback, trial.rate): trial for trial in tuning.trials}
+    assert list(trials) == [(fallback, rate) for fallback in FALLBACKS for rate in CANDIDATE_RATES]
     assert tuning.metric == "wer" and tuning.examples == 2
     assert tuning.one_best == pytest.approx(100 / 10)  # 1 error in 10 reference words
-    assert trials[0.0].fallbacks == 1 and trials[0.0].score == 0.0  # the good edit only
-    assert trials[None].fallbacks == 0 and trials[None].score > tuning.one_best
-    assert tuning.best.rate == 0.0
+    assert trials["1-best", 0.0].fallbacks == 1 and trials["1-best", 0.0].score == 0.0  # the good edit only
+    assert trials["1-best", None].fallbacks == 0 and trials["1-best", None].score > tuning.one_best
+    # one hypothesis each: the rerank is the 1-best, and ties go to the 1-best fallback
+    assert (tuning.best.fallback, tuning.best.rate) == ("1-best", 0.0)
+
+
+def test_the_rerank_fallback_wins_where_the_model_tells_readings_apart():
+    example = Example("x", "ocr", ["tbe cat", "the cat"], reference="the cat")
+    rejected = Correction("x", "ocr", "tbe cat", fell_back=True, reason="unrelated", output="a dog")
+    tuning = tune_task("ocr", [(example, rejected, "the cat")], CANDIDATE_RATES, Scorer(errant=False))
+    assert tuning.one_best > 0 and (tuning.best.fallback, tuning.best.score) == ("rerank", 0.0)
+
+
+def test_rejected_outputs_of_rerank_tasks_take_the_models_pick(scripted, monkeypatch):
+    corrector, path = scripted
+    info = replace(read_model_info(path), max_edit_rate={"ocr": 0.0, "asr": 0.0}, fallback={"ocr": "rerank"})
+    tuned = Corrector(corrector.model, corrector.tokenizer, info)
+    monkeypatch.setattr(
+        tuned, "_pick", lambda items, batch_size, per_token: [h[-1] for h in (i.hypotheses for i in items)]
+    )
+    hypotheses = ["a dog ran far away from home", "a dog ran far away from hone"]
+    ocr, asr = tuned.correct([Example("o", "ocr", hypotheses), Example("a", "asr", hypotheses)])
+    assert (ocr.fell_back, ocr.text, ocr.output) == (True, hypotheses[1], SCRIPT)
+    assert (asr.fell_back, asr.text) == (True, hypotheses[0])
 
 
 def test_tuned_rates_are_saved_and_used_per_task(scripted):
     corrector, path = scripted
-    save_edit_rates(path, tune_edit_rates(corrector, DEV))
+    save_valve_settings(path, tune_valve(corrector, DEV))
     assert read_model_info(path).max_edit_rate == {"asr": 0.0}
+    assert read_model_info(path).fallback == {"asr": "1-best"}
     info = read_model_info(path)
     tuned = Corrector(
         corrector.model, corrector.tokenizer, replace(info, max_edit_rate={"asr": 0.0, "tec": None})
@@ -62,7 +87,7 @@ def test_tuned_rates_are_saved_and_used_per_task(scripted):
     assert (tec.fell_back, tec.text) == (False, SCRIPT)  # no edit limit for tec
 
 
-def test_bad_max_edit_rate_is_one_line(tmp_path):
+def test_bad_valve_settings_are_one_line(tmp_path):
     path = make_model_dir(tmp_path / "model")
     info = json.loads((path / "neko.json").read_text())
     for rates, message in [
@@ -71,6 +96,13 @@ def test_bad_max_edit_rate_is_one_line(tmp_path):
         ([0.1], "must map task names"),
     ]:
         (path / "neko.json").write_text(json.dumps(info | {"max_edit_rate": rates}))
+        with pytest.raises(NekoError, match=message):
+            read_model_info(path)
+    for fallbacks, message in [
+        ({"asr": "oracle"}, "must be one of 1-best, rerank"),
+        ({"xyz": "rerank"}, "not one of the model's tasks"),
+    ]:
+        (path / "neko.json").write_text(json.dumps(info | {"fallback": fallbacks}))
         with pytest.raises(NekoError, match=message):
             read_model_info(path)
 
@@ -90,3 +122,4 @@ def test_tune_valve_command_writes_the_chosen_rates(tmp_path):
     assert result.exit_code == 0, result.output
     assert set(read_model_info(path).max_edit_rate) == {"asr", "tec"}
     assert set(read_model_info(path).max_edit_rate.values()) <= set(CANDIDATE_RATES)
+    assert set(read_model_info(path).fallback.values()) <= set(FALLBACKS)

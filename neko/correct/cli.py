@@ -139,17 +139,18 @@ def tune_valve_command(
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="inputs per forward pass")] = 16,
     write: Annotated[
-        bool, typer.Option("--write/--dry-run", help="store the chosen rates in the model's neko.json")
+        bool, typer.Option("--write/--dry-run", help="store the chosen settings in the model's neko.json")
     ] = False,
 ) -> None:
-    """Choose the safety valve's max_edit_rate per task on dev DATA: the rate whose corrections score
-    best (printed per rate, with the 1-best for comparison); --write stores it in the model."""
+    """Choose the safety valve's settings per task on dev DATA: the max_edit_rate and fallback (1-best or
+    the model's rerank) whose corrections score best (all printed, with the 1-best for comparison);
+    --write stores them in the model."""
     from rich.table import Table
     from transformers.utils import logging as transformers_logging
 
     from neko.correct.corrector import Corrector
     from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
-    from neko.correct.tuning import save_edit_rates, tune_edit_rates
+    from neko.correct.tuning import save_valve_settings, tune_valve
     from neko.evaluate.cli import check_references, first_per_dataset, load_examples
     from neko.evaluate.report import wide_console
 
@@ -167,7 +168,7 @@ def tune_valve_command(
         raise NekoError(f"{data[0]}: no examples")
     transformers_logging.disable_progress_bar()
     corrector = Corrector.from_pretrained(model_dir)
-    tunings = tune_edit_rates(corrector, examples, batch_size=batch_size)
+    tunings = tune_valve(corrector, examples, batch_size=batch_size)
 
     console = wide_console()
     for tuning in tunings.values():
@@ -175,13 +176,13 @@ def tune_valve_command(
             title=f"{tuning.task}: {tuning.metric} on {tuning.examples} dev examples "
             f"(1-best {tuning.one_best:.2f})"
         )
-        for column in ("max_edit_rate", tuning.metric, "fallbacks", ""):
+        for column in ("max_edit_rate", "fallback", tuning.metric, "rejected", ""):
             table.add_column(column, justify="right")
         for trial in tuning.trials:
             rate = "none" if trial.rate is None else f"{trial.rate:g}"
             chosen = "chosen" if trial is tuning.best else ""
-            table.add_row(rate, f"{trial.score:.2f}", str(trial.fallbacks), chosen)
+            table.add_row(rate, trial.fallback, f"{trial.score:.2f}", str(trial.fallbacks), chosen)
         console.print(table)
     if write:
-        save_edit_rates(model_dir, tunings)
-        typer.echo(f"wrote max_edit_rate to {model_dir / 'neko.json'}", err=True)
+        save_valve_settings(model_dir, tunings)
+        typer.echo(f"wrote max_edit_rate and fallback to {model_dir / 'neko.json'}", err=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -49,8 +49,9 @@ Inputs = Sequence[Example | Sequence[str] | str]
 class Correction:
     """The correction of one input.
 
-    `text` is what to use: the model's output, or the 1-best when the safety valve `fell_back` (for
-    `reason`, one of `neko.correct.safety.REASONS`). `output` is the model's own output either way.
+    `text` is what to use: the model's output, or, when the safety valve `fell_back` (for `reason`, one
+    of `neko.correct.safety.REASONS`), the 1-best, or for tasks whose `fallback` is `rerank`
+    (`neko.json`) the hypothesis the model finds most likely. `output` is the model's own output.
     """
 
     id: str
@@ -163,6 +164,22 @@ class Corrector:
                     item.id, item.task.name, best if reason else output, reason is not None, reason, output
                 )
         self.last_fallbacks = Counter(c.reason for c in corrections if c.fell_back)
+        return self._rerank_fallbacks(items, corrections, batch_size)
+
+    def _rerank_fallbacks(
+        self, items: list[_Item], corrections: list[Correction], batch_size: int
+    ) -> list[Correction]:
+        """For tasks whose `fallback` is `rerank` (neko.json), a rejected output is replaced by the
+        hypothesis the model finds most likely instead of the 1-best."""
+        chosen = [
+            i
+            for i, c in enumerate(corrections)
+            if c.fell_back and self.info.fallback.get(c.task) == "rerank" and len(items[i].hypotheses) > 1
+        ]
+        if chosen:
+            picks = self._pick([items[i] for i in chosen], batch_size, per_token=True)
+            for i, pick in zip(chosen, picks, strict=True):
+                corrections[i] = replace(corrections[i], text=pick)
         return corrections
 
     def _valve(self, task: str, safety_valve: bool | SafetyValve) -> SafetyValve | None:
@@ -180,12 +197,14 @@ class Corrector:
         *,
         batch_size: int = 16,
         max_source_tokens: int | None = None,
+        per_token: bool = False,
     ) -> list[list[float]]:
         """Per input, each hypothesis's log-likelihood as the model's output for the prompt: the sum of
-        the token log-probabilities of `task.render_target(hypothesis)` (end marker included)."""
-        return self._score(self._prepare(examples, task, max_source_tokens), batch_size)
+        the token log-probabilities of `task.render_target(hypothesis)` (end marker included), or
+        with `per_token` their mean."""
+        return self._score(self._prepare(examples, task, max_source_tokens), batch_size, per_token)
 
-    def _score(self, items: list[_Item], batch_size: int) -> list[list[float]]:
+    def _score(self, items: list[_Item], batch_size: int, per_token: bool = False) -> list[list[float]]:
         pairs = [
             (i, encode(self.tokenizer, item.task.render_target(h, self.info.prompt_style)))
             for i, item in enumerate(items)
@@ -201,7 +220,7 @@ class Corrector:
                 pad_id=self.pad_id,
             )
             for j, value in zip(batch, batch_scores, strict=True):
-                scores[j] = value
+                scores[j] = value / len(pairs[j][1]) if per_token else value
         result: list[list[float]] = [[] for _ in items]
         for (i, _), value in zip(pairs, scores, strict=True):
             result[i].append(value)
@@ -214,10 +233,15 @@ class Corrector:
         *,
         batch_size: int = 16,
         max_source_tokens: int | None = None,
+        per_token: bool = True,
     ) -> list[str]:
-        """Per input, the hypothesis the model finds most likely (`score`); ties go to the better-ranked."""
-        items = self._prepare(examples, task, max_source_tokens)
-        scores = self._score(items, batch_size)
+        """Per input, the hypothesis the model finds most likely (`score`); ties go to the better-ranked.
+        `per_token` compares mean token log-probabilities: summed ones favour short hypotheses, such as
+        an OCR reading that lost words."""
+        return self._pick(self._prepare(examples, task, max_source_tokens), batch_size, per_token)
+
+    def _pick(self, items: list[_Item], batch_size: int, per_token: bool) -> list[str]:
+        scores = self._score(items, batch_size, per_token)
         return [
             item.hypotheses[max(range(len(values)), key=lambda k, v=values: (v[k], -k))]
             for item, values in zip(items, scores, strict=True)

@@ -14,6 +14,7 @@ A model directory (written by the trainer) holds
        "strategy": "task_guided", "prompt_style": "compact",
        "max_source_tokens": 512, "max_new_tokens": 128, "max_hypotheses": 5,   # optional, null: all
        "max_edit_rate": {"asr": 0.2, "tec": null},   # optional: the safety valve's per task
+       "fallback": {"ocr": "rerank"},                # optional: what replaces a rejected output
        "custom_tasks": [{"name": "handwriting", "description": "...", "output": "...",
                          "metric": "cer", "language": "en"}]}
 
@@ -38,6 +39,9 @@ from neko.tasks import END_MARKER, PROMPT_STYLES, Task, get_task, register_task,
 NEKO_JSON = "neko.json"
 FORMAT_VERSION = 1
 MODEL_STRATEGIES = ("task_guided", "moe", "damex", "dense")
+FALLBACKS = ("1-best", "rerank")
+"""What replaces an output the safety valve rejects: the 1-best, or the hypothesis the model finds
+most likely (`Corrector.rerank`)."""
 DEFAULT_MODEL_DIR = Path(neko.__file__).resolve().parents[1] / "models" / "neko-tiny"
 """Where `neko correct` looks when no `--model` is given: `models/neko-tiny` in the repository."""
 
@@ -59,6 +63,8 @@ class ModelInfo:
     max_edit_rate: dict[str, float | None] = field(default_factory=dict)
     """Per task, the safety valve's `max_edit_rate` (None: no limit), e.g. tuned on dev data with
     `neko tune-valve`; tasks left out use `SafetyValve`'s default."""
+    fallback: dict[str, str] = field(default_factory=dict)
+    """Per task, one of `FALLBACKS` (tasks left out: the 1-best), e.g. tuned with `neko tune-valve`."""
     custom_tasks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -79,6 +85,7 @@ class ModelInfo:
             "max_new_tokens": self.max_new_tokens,
             "max_hypotheses": self.max_hypotheses,
             "max_edit_rate": dict(self.max_edit_rate),
+            "fallback": dict(self.fallback),
             "custom_tasks": [dict(spec) for spec in self.custom_tasks],
         }
 
@@ -122,6 +129,7 @@ class ModelInfo:
             if data.get("max_hypotheses") is None
             else _positive_int(data, "max_hypotheses", where, 1),
             max_edit_rate=_edit_rates(data, tasks, where),
+            fallback=_fallbacks(data, tasks, where),
             custom_tasks=[dict(spec) for spec in data.get("custom_tasks") or []],
         )
 
@@ -243,6 +251,20 @@ def _edit_rates(data: dict, tasks: list[str], where: str) -> dict[str, float | N
                 f"{where}: 'max_edit_rate' of {name!r} must be a number >= 0 or null, got {rate!r}"
             )
     return {name: None if rate is None else float(rate) for name, rate in rates.items()}
+
+
+def _fallbacks(data: dict, tasks: list[str], where: str) -> dict[str, str]:
+    fallbacks = data.get("fallback") or {}
+    if not isinstance(fallbacks, dict):
+        raise NekoError(f"{where}: 'fallback' must map task names to one of {', '.join(FALLBACKS)}")
+    for name, fallback in fallbacks.items():
+        if name not in tasks:
+            raise NekoError(f"{where}: 'fallback' names {name!r}, which is not one of the model's tasks")
+        if fallback not in FALLBACKS:
+            raise NekoError(
+                f"{where}: 'fallback' of {name!r} must be one of {', '.join(FALLBACKS)}, got {fallback!r}"
+            )
+    return dict(fallbacks)
 
 
 def _custom_task(spec: Any, where: str) -> Task:

@@ -1,12 +1,15 @@
-"""Tuning the safety valve on dev data: how far may a correction stray from the hypotheses?
+"""Tuning the safety valve on dev data: how far may a correction stray from the hypotheses, and what
+replaces one that strays too far?
 
 A small corrector helps where it edits a little and hurts where it rewrites. The valve's
 `max_edit_rate` is the cut between the two: an output that needs more character edits than that
 fraction of every hypothesis (plus the valve's slack) falls back to the 1-best. The best cut differs by
-task and by model, so it is measured: `tune_edit_rates` corrects dev examples once with no edit limit,
-replays the valve at each candidate rate, and keeps per task the rate whose outputs score best on the
-task's headline metric (ties go to the smaller, more conservative rate). The chosen rates go into the
-model's `neko.json` (`max_edit_rate`), which `Corrector.correct` reads.
+task and by model, so it is measured. A rejected output is replaced by the 1-best, or by the hypothesis
+the model finds most likely (`rerank`): a model too weak to rewrite may still tell a good reading from
+a bad one. `tune_valve` corrects and reranks dev examples once, replays the valve at each candidate
+rate with each fallback, and keeps per task the pair whose outputs score best on the task's headline
+metric (ties go to the 1-best fallback and the smaller, more conservative rate). The choice goes into
+the model's `neko.json` (`max_edit_rate`, `fallback`), which `Corrector.correct` reads.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from neko.correct.corrector import Correction, Corrector
-from neko.correct.model_dir import read_model_info, write_model_info
+from neko.correct.model_dir import FALLBACKS, read_model_info, write_model_info
 from neko.correct.safety import SafetyValve
 from neko.data.schema import Example
 from neko.evaluate.metrics import LOWER_IS_BETTER, Scorer
@@ -27,58 +30,65 @@ CANDIDATE_RATES: tuple[float | None, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.
 
 
 @dataclass(frozen=True)
-class RateTrial:
-    """The dev score of one `max_edit_rate`, and how many outputs it sent back to the 1-best."""
+class ValveTrial:
+    """The dev score of one `max_edit_rate` and fallback, and how many outputs the valve rejected."""
 
     rate: float | None
+    fallback: str
     score: float
     fallbacks: int
 
 
 @dataclass(frozen=True)
 class TaskTuning:
-    """The trials of one task; `best` is the rate to use."""
+    """The trials of one task; `best` is the setting to use."""
 
     task: str
     metric: str
     examples: int
     one_best: float
-    trials: list[RateTrial]
-    best: RateTrial
+    trials: list[ValveTrial]
+    best: ValveTrial
 
 
-def tune_edit_rates(
+def tune_valve(
     corrector: Corrector,
     examples: Sequence[Example],
     rates: Sequence[float | None] = CANDIDATE_RATES,
     scorer: Scorer | None = None,
     batch_size: int = 16,
 ) -> dict[str, TaskTuning]:
-    """Per task of `examples` (which need references), the trials of every rate in `rates`."""
+    """Per task of `examples` (which need references), the trials of every rate in `rates` with every
+    fallback."""
     scorer = scorer or Scorer(errant=False)
     open_valve = SafetyValve(max_edit_rate=None)
     corrections = corrector.correct(examples, batch_size=batch_size, safety_valve=open_valve)
-    by_task: dict[str, list[tuple[Example, Correction]]] = defaultdict(list)
-    for example, correction in zip(examples, corrections, strict=True):
-        by_task[correction.task].append((example, correction))
-    return {task: _tune_task(task, pairs, rates, scorer) for task, pairs in sorted(by_task.items())}
+    reranked = corrector.rerank(examples, batch_size=batch_size)
+    by_task: dict[str, list[tuple[Example, Correction, str]]] = defaultdict(list)
+    for example, correction, pick in zip(examples, corrections, reranked, strict=True):
+        by_task[correction.task].append((example, correction, pick))
+    return {task: tune_task(task, rows, rates, scorer) for task, rows in sorted(by_task.items())}
 
 
-def _tune_task(
-    task: str, pairs: list[tuple[Example, Correction]], rates: Sequence[float | None], scorer: Scorer
+def tune_task(
+    task: str, rows: list[tuple[Example, Correction, str]], rates: Sequence[float | None], scorer: Scorer
 ) -> TaskTuning:
+    """The trials of one task from its rows (example, its correction with no edit limit, the model's
+    reranked hypothesis)."""
     metric = scorer.headline(task)
-    task_examples = [example for example, _ in pairs]
+    task_examples = [example for example, _, _ in rows]
     one_best = scorer.score(metric, task_examples, [e.best_hypothesis for e in task_examples])
     trials = []
-    for rate in rates:
-        outputs = [_valve_output(example, correction, rate) for example, correction in pairs]
-        fallbacks = sum(output is None for output in outputs)
-        texts = [e.best_hypothesis if o is None else o for e, o in zip(task_examples, outputs, strict=True)]
-        trials.append(RateTrial(rate, scorer.score(metric, task_examples, texts), fallbacks))
+    for fallback in FALLBACKS:
+        for rate in rates:
+            outputs = [_valve_output(example, correction, rate) for example, correction, _ in rows]
+            replacements = [e.best_hypothesis if fallback == "1-best" else pick for e, _, pick in rows]
+            texts = [r if o is None else o for o, r in zip(outputs, replacements, strict=True)]
+            score = scorer.score(metric, task_examples, texts)
+            trials.append(ValveTrial(rate, fallback, score, sum(o is None for o in outputs)))
     sign = -1 if metric in LOWER_IS_BETTER else 1
     best = max(trials, key=lambda trial: sign * trial.score)  # max keeps the first of equal scores
-    return TaskTuning(task, metric, len(pairs), one_best, trials, best)
+    return TaskTuning(task, metric, len(rows), one_best, trials, best)
 
 
 def _valve_output(example: Example, correction: Correction, rate: float | None) -> str | None:
@@ -90,8 +100,10 @@ def _valve_output(example: Example, correction: Correction, rate: float | None) 
     return correction.text
 
 
-def save_edit_rates(model_dir: str | Path, tunings: dict[str, TaskTuning]) -> None:
-    """Write the tuned rates into the model directory's `neko.json` (other tasks keep theirs)."""
+def save_valve_settings(model_dir: str | Path, tunings: dict[str, TaskTuning]) -> None:
+    """Write the tuned rates and fallbacks into the model directory's `neko.json` (other tasks keep
+    theirs)."""
     info = read_model_info(Path(model_dir))
     rates = dict(info.max_edit_rate) | {task: tuning.best.rate for task, tuning in tunings.items()}
-    write_model_info(model_dir, replace(info, max_edit_rate=rates))
+    fallbacks = dict(info.fallback) | {task: tuning.best.fallback for task, tuning in tunings.items()}
+    write_model_info(model_dir, replace(info, max_edit_rate=rates, fallback=fallbacks))
