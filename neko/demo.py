@@ -40,7 +40,7 @@ def demo_command(
         metric = scorer.headline(example.task)
         before = scorer.score(metric, [example], [example.best_hypothesis])
         after = scorer.score(metric, [example], [correction.text])
-        note = " (fell back to the 1-best)" if correction.fell_back else ""
+        note = f" (fell back to {corrector.fallback_target([correction])})" if correction.fell_back else ""
         console.rule(f"{example.task} · {example.dataset} · {example.id}", style="dim")
         console.print(f"[bold]recognizer[/]  {example.best_hypothesis}", highlight=False)
         console.print(f"[bold]neko[/]        {correction.text}{note}", highlight=False)

@@ -21,18 +21,25 @@ done
 [ -f runs/pretrained-moe/model/neko.json ] ||
   $neko train configs/neko-tiny.yaml --resume --set mode=moe --set run.out_dir=runs/pretrained-moe
 
-# Stages 3 and 4: more fine-tuning (600 steps had not taught the model to copy its input).
+# Stages 3-5: more fine-tuning (600 steps had not taught the model to copy its input); stage 5 adds
+# the training data built in session 2 (asr 5,697, ocr 10,000).
 [ -f runs/neko-tiny-stage3/model/neko.json ] || $neko train configs/neko-tiny-stage3.yaml --resume
 [ -f runs/neko-tiny-stage4/model/neko.json ] || $neko train configs/neko-tiny-stage4.yaml --resume
+[ -f runs/neko-tiny-stage5/model/neko.json ] || $neko train configs/neko-tiny-stage5.yaml --resume
 
-# The safety valve's edit limit per task, chosen on fixed dev subsets (written into neko.json).
-model=runs/neko-tiny-stage4/model
+# The safety valve per task (edit limit, fallback), chosen on fixed dev subsets (written into neko.json).
+model=runs/neko-tiny-stage5/model
 for file_n in asr:6 st:20 ocr:2 tec:75; do
   $neko tune-valve "data/${file_n%%:*}/dev.jsonl.gz" --model $model --limit-per-dataset "${file_n##*:}" --write
 done
 
 # Evaluation: a fixed subset of every test file (see scripts/evaluate-model.sh).
 bash scripts/evaluate-model.sh $model reports/neko-tiny 10 50 3 150 754
+.venv/bin/python scripts/merge-routing-stats.py reports/neko-tiny/*/ --out $model
+.venv/bin/python scripts/plot-learning-curves.py runs/neko-tiny-stage{2,3,4,5} --out $model/learning-curves.png
+# Ship: the files of models/neko-tiny (its README.md, the model card, is written by hand).
+cp $model/{config.json,generation_config.json,model.safetensors,neko.json,tokenizer.json,tokenizer_config.json} \
+  $model/{routing_stats.json,routing.png,learning-curves.png} models/neko-tiny/
 for mode in dense moe task_guided damex; do
   bash scripts/evaluate-model.sh "runs/ablation-$mode/model" "reports/ablation-$mode" 6 20 2 60 200
 done

@@ -107,10 +107,8 @@ def correct_command(
     reasons = Counter(c.reason for c in corrections if c.fell_back)
     detail = f" ({', '.join(f'{reason}: {n}' for reason, n in sorted(reasons.items()))})" if reasons else ""
     where = f" to {out}" if out not in (None, "-") else ""
-    fallbacks = sum(reasons.values())
-    typer.echo(
-        f"corrected {len(corrections)} examples{where}; {fallbacks} fell back to the 1-best{detail}", err=True
-    )
+    fallbacks = f"{sum(reasons.values())} fell back to {corrector.fallback_target(corrections)}"
+    typer.echo(f"corrected {len(corrections)} examples{where}; {fallbacks}{detail}", err=True)
 
 
 def _write_atomically(path: Path, text: str) -> None:

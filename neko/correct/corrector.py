@@ -182,6 +182,12 @@ class Corrector:
                 corrections[i] = replace(corrections[i], text=pick)
         return corrections
 
+    def fallback_target(self, corrections: Sequence[Correction]) -> str:
+        """What the corrections that fell back were replaced by ("the 1-best", "the rerank", or both),
+        for messages."""
+        kinds = {self.info.fallback.get(c.task, "1-best") for c in corrections if c.fell_back}
+        return " or ".join(f"the {kind}" for kind in sorted(kinds or {"1-best"}))
+
     def _valve(self, task: str, safety_valve: bool | SafetyValve) -> SafetyValve | None:
         """True: the default thresholds with the model's `max_edit_rate` for `task` (neko.json)."""
         if safety_valve is not True:

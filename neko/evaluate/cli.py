@@ -130,7 +130,8 @@ def run_model(
     corrector = Corrector.from_pretrained(run.path)
     corrections = corrector.correct(examples, num_beams=run.beams, batch_size=run.batch_size)
     fallbacks = sum(corrector.last_fallbacks.values())
-    console.print(f"{corrector.name}: {len(examples)} corrected, {fallbacks} fell back to the 1-best")
+    target = corrector.fallback_target(corrections)
+    console.print(f"{corrector.name}: {len(examples)} corrected, {fallbacks} fell back to {target}")
     systems = {DEFAULT_SYSTEM: {c.id: c.text for c in corrections}}
     if run.rerank:
         reranked = corrector.rerank(examples, batch_size=run.batch_size)
