@@ -71,6 +71,8 @@ def test_rejected_outputs_of_rerank_tasks_take_the_models_pick(scripted, monkeyp
     ocr, asr = tuned.correct([Example("o", "ocr", hypotheses), Example("a", "asr", hypotheses)])
     assert (ocr.fell_back, ocr.text, ocr.output) == (True, hypotheses[1], SCRIPT)
     assert (asr.fell_back, asr.text) == (True, hypotheses[0])
+    assert tuned.fallback_target([ocr]) == "the rerank"
+    assert tuned.fallback_target([ocr, asr]) == "the 1-best or the rerank"
 
 
 def test_tuned_rates_are_saved_and_used_per_task(scripted):
