@@ -239,13 +239,21 @@ def _positive_int(data: dict, key: str, where: str, default: int) -> int:
     return value
 
 
-def _edit_rates(data: dict, tasks: list[str], where: str) -> dict[str, float | None]:
-    rates = data.get("max_edit_rate") or {}
-    if not isinstance(rates, dict):
-        raise NekoError(f"{where}: 'max_edit_rate' must map task names to numbers or null")
-    for name, rate in rates.items():
+def _per_task(data: dict, key: str, tasks: list[str], where: str, values: str) -> dict[str, Any]:
+    """The optional task -> value mapping under `key`; its task names checked, its values left to the
+    caller (`values` says what they should be, for the error)."""
+    mapping = data.get(key) or {}
+    if not isinstance(mapping, dict):
+        raise NekoError(f"{where}: '{key}' must map task names to {values}")
+    for name in mapping:
         if name not in tasks:
-            raise NekoError(f"{where}: 'max_edit_rate' names {name!r}, which is not one of the model's tasks")
+            raise NekoError(f"{where}: '{key}' names {name!r}, which is not one of the model's tasks")
+    return mapping
+
+
+def _edit_rates(data: dict, tasks: list[str], where: str) -> dict[str, float | None]:
+    rates = _per_task(data, "max_edit_rate", tasks, where, "numbers or null")
+    for name, rate in rates.items():
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0):
             raise NekoError(
                 f"{where}: 'max_edit_rate' of {name!r} must be a number >= 0 or null, got {rate!r}"
@@ -254,12 +262,8 @@ def _edit_rates(data: dict, tasks: list[str], where: str) -> dict[str, float | N
 
 
 def _fallbacks(data: dict, tasks: list[str], where: str) -> dict[str, str]:
-    fallbacks = data.get("fallback") or {}
-    if not isinstance(fallbacks, dict):
-        raise NekoError(f"{where}: 'fallback' must map task names to one of {', '.join(FALLBACKS)}")
+    fallbacks = _per_task(data, "fallback", tasks, where, f"one of {', '.join(FALLBACKS)}")
     for name, fallback in fallbacks.items():
-        if name not in tasks:
-            raise NekoError(f"{where}: 'fallback' names {name!r}, which is not one of the model's tasks")
         if fallback not in FALLBACKS:
             raise NekoError(
                 f"{where}: 'fallback' of {name!r} must be one of {', '.join(FALLBACKS)}, got {fallback!r}"

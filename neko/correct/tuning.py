@@ -92,7 +92,7 @@ def tune_task(
 
 
 def _valve_output(example: Example, correction: Correction, rate: float | None) -> str | None:
-    """The output the valve keeps at `rate`, or None when it falls back to the 1-best."""
+    """The output the valve keeps at `rate`, or None when it rejects it (the trial's fallback replaces it)."""
     if correction.fell_back:
         return None
     if rate is not None and SafetyValve(max_edit_rate=rate).unrelated(correction.output, example.hypotheses):
