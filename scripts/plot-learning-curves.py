@@ -62,9 +62,11 @@ def main() -> None:
         axis.plot(
             *zip(*points, strict=True), "o", color=colours.get(name, "black"), label=label, markersize=4
         )
-    for start, name in starts:
+    bottom, top = axis.get_ylim()
+    for index, (start, name) in enumerate(starts):  # labels of neighbouring stages alternate in height
         axis.axvline(start, color="grey", linestyle="--", linewidth=0.8)
-        axis.text(start, axis.get_ylim()[1], f" {name}", va="top", fontsize=8, color="grey")
+        height = top - (index % 2) * 0.05 * (top - bottom)
+        axis.text(start, height, f" {name}", va="top", fontsize=8, color="grey")
     axis.set_xlabel("fine-tuning step")
     axis.set_ylabel("loss (nats per target token)")
     axis.legend(fontsize=8)
