@@ -21,7 +21,7 @@ _stderr = Console(stderr=True)
 
 
 def _register_commands() -> None:
-    from neko.correct.cli import correct_command, tune_valve_command
+    from neko.correct.cli import correct_command, tune_gate_command
     from neko.data.cli import data_app
     from neko.demo import demo_command
     from neko.evaluate.cli import eval_command
@@ -30,7 +30,7 @@ def _register_commands() -> None:
     app.add_typer(data_app, name="data", help="Build, validate, convert and describe correction data.")
     app.command("train")(train_command)
     app.command("correct")(correct_command)
-    app.command("tune-valve")(tune_valve_command)
+    app.command("tune-gate")(tune_gate_command)
     app.command("eval")(eval_command)
     app.command("demo")(demo_command)
 

@@ -93,8 +93,8 @@ def test_longest_run():
 
 def test_batches_keep_input_order_and_match_unbatched(corrector):
     inputs = examples(6)
-    batched = corrector.correct(inputs, batch_size=4, max_new_tokens=6, safety_valve=False)
-    single = corrector.correct(inputs, batch_size=1, max_new_tokens=6, safety_valve=False)
+    batched = corrector.correct(inputs, batch_size=4, max_new_tokens=6, safety_valve=False, gate=False)
+    single = corrector.correct(inputs, batch_size=1, max_new_tokens=6, safety_valve=False, gate=False)
     assert [c.id for c in batched] == [e.id for e in inputs]
     assert [c.task for c in batched] == [e.task for e in inputs]
     # left padding with proper positions: a row's output does not depend on its batch
@@ -143,8 +143,8 @@ def test_safety_valve_end_to_end(corrector, script, best, reason):
     undo = script_outputs(corrector.model, [*ids_of(corrector, script), corrector.eos_id])
     try:
         inputs = [Example("x", "asr", [best, "the cat"]), Example("y", "tec", [best])]
-        on = corrector.correct(inputs, max_new_tokens=40)
-        off = corrector.correct(inputs, max_new_tokens=40, safety_valve=False)
+        on = corrector.correct(inputs, max_new_tokens=40, gate=False)
+        off = corrector.correct(inputs, max_new_tokens=40, safety_valve=False, gate=False)
     finally:
         undo()
     for correction in on:
@@ -172,7 +172,7 @@ def test_instruct_prompt_style(tmp_path):
     )
     undo = script_outputs(corrector.model, [*ids_of(corrector, " the cat sat"), corrector.eos_id])
     try:
-        [correction] = corrector.correct([Example("x", "asr", ["the cat sad", "the cat"])])
+        [correction] = corrector.correct([Example("x", "asr", ["the cat sad", "the cat"])], gate=False)
     finally:
         undo()
     assert (correction.text, correction.fell_back) == ("the cat sat", False)
@@ -394,7 +394,7 @@ def test_cli_stdin_text_to_file(cli, model_path, tmp_path):
     out = tmp_path / "out" / "corrected.txt"
     args = ["correct", "-", "--model", str(model_path), "--task", "asr", "--output-format", "text"]
     args += ["--out", str(out), "--beams", "2", "--batch-size", "1", "--max-new-tokens", "4"]
-    result = cli.invoke(app, [*args, "--no-safety-valve"], input="the cat sad\n\na cat sat\n")
+    result = cli.invoke(app, [*args, "--no-safety-valve", "--no-gate"], input="the cat sad\n\na cat sat\n")
     assert result.exit_code == 0, result.output
     assert len(out.read_text().splitlines()) == 2
     assert result.stdout == ""

@@ -1,9 +1,10 @@
-"""The safety valve's per-task settings (`max_edit_rate`, `fallback`): read from neko.json, tuned on dev
-data, `neko tune-valve`."""
+"""The correction gate: its decision rule on hand-built cases, its evidence from a real model, tuning on
+dev data (never test files), and its settings in neko.json (`neko tune-gate`)."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -12,21 +13,135 @@ from typer.testing import CliRunner
 
 from neko.cli import _register_commands, app
 from neko.correct import Corrector
-from neko.correct.corrector import Correction
-from neko.correct.model_dir import FALLBACKS, read_model_info
-from neko.correct.tuning import CANDIDATE_RATES, save_valve_settings, tune_task, tune_valve
+from neko.correct.cli import refuse_test_file
+from neko.correct.gate import Evidence, GateRule, choose, supported
+from neko.correct.model_dir import read_model_info
+from neko.correct.tuning import MIN_DATASET, Row, save_gate_settings, tune_gate, tune_task
 from neko.data.jsonl import write_jsonl
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate.metrics import Scorer
 
+RULE = GateRule(accept_margin=0.2, rerank_margin=0.3, min_familiarity=-5.0, require_support=True)
+
+
+def evidence(**changes) -> Evidence:
+    """A confident, supported fix of a familiar input; `changes` spoil it."""
+    base = Evidence(
+        output="show flights to boston",
+        best="show flights to austin",
+        pick="show flights to boston",
+        margin=0.8,
+        rerank_margin=0.6,
+        familiarity=-2.0,
+        supported=True,
+    )
+    return replace(base, **changes)
+
+
+# --- the decision rule --------------------------------------------------------------------------------
+
+
+def test_a_confident_supported_fix_of_a_familiar_input_is_accepted():
+    assert RULE.decide(evidence()) == ("model", None)
+
+
+def test_an_unsupported_rewrite_is_refused_and_the_rerank_taken_when_it_is_sure():
+    rewrite = evidence(output="show me every flight into boston", supported=False)
+    assert RULE.decide(rewrite) == ("rerank", "unsupported edit")
+    assert RULE.decide(replace(rewrite, rerank_margin=0.1)) == ("1-best", "unsupported edit")
+
+
+def test_an_out_of_domain_input_is_left_alone():
+    unfamiliar = evidence(familiarity=-7.5)
+    assert RULE.decide(unfamiliar) == ("1-best", "unfamiliar input")  # no rerank either
+
+
+def test_a_small_margin_keeps_the_1_best_and_an_unchanged_output_is_unchanged():
+    assert RULE.decide(evidence(margin=0.1)) == ("rerank", "low margin")
+    assert RULE.decide(evidence(output="show flights to austin")) == ("unchanged", None)
+
+
+def test_a_degenerate_output_never_passes_and_an_untuned_gate_keeps_the_1_best():
+    assert RULE.decide(evidence(valve_reason="looping"))[1] == "looping"
+    assert GateRule.closed().decide(evidence()) == ("1-best", "gate closed")
+    assert GateRule.open().decide(evidence(margin=-3.0, supported=False, familiarity=-50.0))[0] == "model"
+
+
+def test_choose_returns_the_text_of_each_decision():
+    found = evidence(pick="show flights to bosten")
+    assert [choose(found, d) for d in ("model", "unchanged", "rerank", "1-best")] == [
+        "show flights to boston",
+        "show flights to boston",
+        "show flights to bosten",
+        "show flights to austin",
+    ]
+
+
+def test_support_needs_the_changed_span_with_its_context_in_another_hypothesis():
+    hypotheses = ["i want to fly to austin today", "i want to fly to boston today"]
+    assert supported("i want to fly to boston today", hypotheses)
+    assert not supported("i want to fly to dallas today", hypotheses)
+    assert not supported("i want to go to boston today", hypotheses)  # "go to" in no hypothesis
+    assert supported("i want to fly to austin today", hypotheses)  # no change at all
+    assert supported("want to fly to boston today", ["i want to fly to boston today", "want to fly"])
+
+
+# --- tuning -------------------------------------------------------------------------------------------
+
+
+def rows(task, cases):
+    """Rows from (dataset, hypotheses, reference, output, margin, familiarity, supported)."""
+    made = []
+    for i, (dataset, hypotheses, reference, output, margin, familiarity, is_supported) in enumerate(cases):
+        example = Example(f"e{i}", task, hypotheses, reference=reference, dataset=dataset)
+        found = Evidence(output, hypotheses[0], hypotheses[0], margin, 0.0, familiarity, is_supported)
+        made.append(Row(example, found, 0.0))
+    return made
+
+
+def test_tuning_takes_the_confident_fixes_and_refuses_the_unfamiliar_domain():
+    good = ("captions", ["a dog runs", "a dog run"], "a dog runs", "a dog runs", 0.9, -2.0, True)
+    fix = ("captions", ["a dog run", "a dog runs"], "a dog runs", "a dog runs", 0.9, -2.0, True)
+    harm = (
+        "atis",
+        ["flights to boston", "flight to boston"],
+        "flights to boston",
+        "a dog to boston",
+        0.9,
+        -6.0,
+        True,
+    )
+    cases = [fix] * MIN_DATASET + [good] * MIN_DATASET + [harm] * MIN_DATASET
+    tuning = tune_task("asr", rows("asr", cases), Scorer(errant=False))
+    assert tuning.one_best_per_dataset["captions"] > 0 and tuning.best.per_dataset["captions"] == 0.0
+    assert tuning.best.per_dataset["atis"] == tuning.one_best_per_dataset["atis"]  # no harm there
+    assert tuning.best.rule.min_familiarity is not None and tuning.best.rule.min_familiarity > -6.0
+    assert tuning.best.taken == {"model": MIN_DATASET, "1-best": 2 * MIN_DATASET}
+    assert tuning.risk_coverage[0][1] == tuning.one_best
+
+
+def test_tuning_never_lets_a_dev_dataset_get_worse_even_for_a_larger_total_gain():
+    fix = ("captions", ["a dog run"], "a dog runs", "a dog runs", 0.9, -2.0, True)
+    harm = ("handbook", ["install the package"], "install the package", "install a package", 0.9, -2.0, True)
+    tuning = tune_task(
+        "asr", rows("asr", [fix] * (2 * MIN_DATASET) + [harm] * MIN_DATASET), Scorer(errant=False)
+    )
+    assert tuning.best.taken == {"1-best": 3 * MIN_DATASET}  # the signals cannot tell them apart
+    assert tuning.best.score == tuning.one_best
+
+
+def test_test_files_are_refused_for_tuning(tmp_path):
+    for name in ("test.jsonl.gz", "hyporadise-test.jsonl.gz", "test_atis.json", "my_test.txt"):
+        with pytest.raises(NekoError, match="test file"):
+            refuse_test_file(tmp_path / name)
+    for name in ("dev.jsonl.gz", "hyporadise-dev.jsonl.gz", "jfleg.jsonl.gz", "contest.json"):
+        refuse_test_file(tmp_path / name)
+
+
+# --- a real (tiny) model ------------------------------------------------------------------------------
+
 SCRIPT = "the cat sat"
-# The scripted output is one edit from the first example's hypothesis and its reference, and far from
-# the second, whose hypothesis is already right: only a strict valve keeps the good edit alone.
-DEV = [
-    Example("near", "asr", ["the cat sad"], reference="the cat sat"),
-    Example("far", "asr", ["a dog ran far away from home"], reference="a dog ran far away from home"),
-]
 
 
 @pytest.fixture
@@ -40,88 +155,80 @@ def scripted(tmp_path):
     undo()
 
 
-def test_tuning_keeps_the_strictest_rate_with_the_best_score(scripted):
+def test_the_evidence_comes_from_the_model(scripted):
     corrector, _ = scripted
-    tuning = tune_valve(corrector, DEV)["asr"]
-    trials = {(trial.fallback, trial.rate): trial for trial in tuning.trials}
-    assert list(trials) == [(fallback, rate) for fallback in FALLBACKS for rate in CANDIDATE_RATES]
-    assert tuning.metric == "wer" and tuning.examples == 2
-    assert tuning.one_best == pytest.approx(100 / 10)  # 1 error in 10 reference words
-    assert trials["1-best", 0.0].fallbacks == 1 and trials["1-best", 0.0].score == 0.0  # the good edit only
-    assert trials["1-best", None].fallbacks == 0 and trials["1-best", None].score > tuning.one_best
-    # one hypothesis each: the rerank is the 1-best, and ties go to the 1-best fallback
-    assert (tuning.best.fallback, tuning.best.rate) == ("1-best", 0.0)
+    hypotheses = ["the cat sad", "the cat sat", "a cat sat"]
+    [correction] = corrector.correct([Example("x", "asr", hypotheses)], gate=GateRule.open())
+    found = correction.evidence
+    scores = corrector.score([hypotheses], task="asr", per_token=True)[0]
+    output_score = corrector.score([[SCRIPT]], task="asr", per_token=True)[0][0]
+    assert found.output == SCRIPT and found.best == hypotheses[0] and found.supported
+    assert found.margin == pytest.approx(output_score - scores[0], rel=1e-4)
+    assert found.pick == hypotheses[max(range(3), key=lambda k: (scores[k], -k))]
+    assert math.isfinite(found.familiarity) and found.familiarity < 0
+    assert (correction.decision, correction.text) == ("model", SCRIPT)
 
 
-def test_the_rerank_fallback_wins_where_the_model_tells_readings_apart():
-    example = Example("x", "ocr", ["tbe cat", "the cat"], reference="the cat")
-    rejected = Correction("x", "ocr", "tbe cat", fell_back=True, reason="unrelated", output="a dog")
-    tuning = tune_task("ocr", [(example, rejected, "the cat")], CANDIDATE_RATES, Scorer(errant=False))
-    assert tuning.one_best > 0 and (tuning.best.fallback, tuning.best.score) == ("rerank", 0.0)
-
-
-def test_rejected_outputs_of_rerank_tasks_take_the_models_pick(scripted, monkeypatch):
+def test_the_tuned_gate_is_saved_and_used_per_task(scripted):
     corrector, path = scripted
-    info = replace(read_model_info(path), max_edit_rate={"ocr": 0.0, "asr": 0.0}, fallback={"ocr": "rerank"})
-    tuned = Corrector(corrector.model, corrector.tokenizer, info)
-    monkeypatch.setattr(
-        tuned, "_pick", lambda items, batch_size, per_token: [h[-1] for h in (i.hypotheses for i in items)]
-    )
-    hypotheses = ["a dog ran far away from home", "a dog ran far away from hone"]
-    ocr, asr = tuned.correct([Example("o", "ocr", hypotheses), Example("a", "asr", hypotheses)])
-    assert (ocr.fell_back, ocr.text, ocr.output) == (True, hypotheses[1], SCRIPT)
-    assert (asr.fell_back, asr.text) == (True, hypotheses[0])
-    assert tuned.fallback_target([ocr]) == "the rerank"
-    assert tuned.fallback_target([ocr, asr]) == "the 1-best or the rerank"
-
-
-def test_tuned_rates_are_saved_and_used_per_task(scripted):
-    corrector, path = scripted
-    save_valve_settings(path, tune_valve(corrector, DEV))
-    assert read_model_info(path).max_edit_rate == {"asr": 0.0}
-    assert read_model_info(path).fallback == {"asr": "1-best"}
+    dev = [
+        Example(f"n{i}", "asr", ["the cat sad", "the cat sat"], reference="the cat sat", dataset="d")
+        for i in range(MIN_DATASET)
+    ]
+    tunings = tune_gate(corrector, dev)
+    assert tunings["asr"].best.score == 0.0 and "1-best" not in tunings["asr"].best.taken
+    save_gate_settings(path, tunings)
     info = read_model_info(path)
-    tuned = Corrector(
-        corrector.model, corrector.tokenizer, replace(info, max_edit_rate={"asr": 0.0, "tec": None})
+    assert set(info.gate) == {"asr"} and info.gate["asr"] == tunings["asr"].best.rule
+    tuned = Corrector(corrector.model, corrector.tokenizer, info)
+    asr, tec = tuned.correct(
+        [Example("a", "asr", ["the cat sad", "the cat sat"]), Example("t", "tec", ["the cat sad"])]
     )
-    asr, tec = tuned.correct([Example(task, task, DEV[1].hypotheses) for task in ("asr", "tec")])
-    assert (asr.fell_back, asr.reason, asr.text) == (True, "unrelated", DEV[1].hypotheses[0])
-    assert (tec.fell_back, tec.text) == (False, SCRIPT)  # no edit limit for tec
+    assert asr.decision in ("model", "rerank") and asr.text == SCRIPT
+    assert (tec.decision, tec.reason, tec.text) == ("1-best", "gate closed", "the cat sad")  # never tuned
 
 
-def test_bad_valve_settings_are_one_line(tmp_path):
+def test_bad_gate_settings_are_one_line(tmp_path):
     path = make_model_dir(tmp_path / "model")
     info = json.loads((path / "neko.json").read_text())
-    for rates, message in [
-        ({"xyz": 0.1}, "not one of the model's tasks"),
-        ({"asr": -1}, "must be a number >= 0 or null"),
-        ([0.1], "must map task names"),
+    for gate, message in [
+        ({"xyz": {}}, "not one of the model's tasks"),
+        ({"asr": {"accept_margin": "high"}}, "must be a number or null"),
+        ({"asr": {"margin": 0.1}}, "unknown key 'margin'"),
+        ({"asr": {"require_support": 1}}, "must be true or false"),
+        ({"asr": 0.1}, "must be an object"),
     ]:
-        (path / "neko.json").write_text(json.dumps(info | {"max_edit_rate": rates}))
+        (path / "neko.json").write_text(json.dumps(info | {"gate": gate}))
         with pytest.raises(NekoError, match=message):
             read_model_info(path)
-    for fallbacks, message in [
-        ({"asr": "oracle"}, "must be one of 1-best, rerank"),
-        ({"xyz": "rerank"}, "not one of the model's tasks"),
-    ]:
-        (path / "neko.json").write_text(json.dumps(info | {"fallback": fallbacks}))
-        with pytest.raises(NekoError, match=message):
-            read_model_info(path)
+    (path / "neko.json").write_text(json.dumps(info | {"max_edit_rate": {"asr": -1}}))
+    with pytest.raises(NekoError, match="must be a number >= 0 or null"):
+        read_model_info(path)
 
 
-def test_tune_valve_command_writes_the_chosen_rates(tmp_path):
+def test_tune_gate_command_writes_the_chosen_rules_and_refuses_test_files(tmp_path):
     path = make_model_dir(tmp_path / "model", max_new_tokens=4)
     dev = tmp_path / "dev.jsonl"
-    write_jsonl(dev, [*DEV, Example("t", "tec", ["he go home"], reference="he goes home")])
-    if not any(command.name == "tune-valve" for command in app.registered_commands):
+    write_jsonl(
+        dev,
+        [
+            Example("a", "asr", ["the cat sad", "the cat"], reference="the cat sat"),
+            Example("t", "tec", ["he go home"], reference="he goes home"),
+        ],
+    )
+    if not any(command.name == "tune-gate" for command in app.registered_commands):
         _register_commands()
     runner = CliRunner()
-    result = runner.invoke(app, ["tune-valve", str(dev), "--model", str(path)])
+    result = runner.invoke(app, ["tune-gate", str(dev), "--model", str(path), "--out", str(tmp_path / "t")])
     assert result.exit_code == 0, result.output
-    assert "asr: wer on 2 dev examples" in result.stdout and "tec: gleu on 1 dev examples" in result.stdout
-    assert read_model_info(path).max_edit_rate == {}  # a dry run by default
-    result = runner.invoke(app, ["tune-valve", str(dev), "--model", str(path), "--write"])
+    assert "asr: wer on 1 dev examples" in result.stdout and "tec: gleu on 1 dev examples" in result.stdout
+    assert read_model_info(path).gate == {}  # a dry run by default
+    assert (tmp_path / "t" / "risk-coverage.png").stat().st_size > 0
+    assert {r["task"] for r in json.loads((tmp_path / "t" / "tuning.json").read_text())} == {"asr", "tec"}
+    result = runner.invoke(app, ["tune-gate", str(dev), "--model", str(path), "--write"])
     assert result.exit_code == 0, result.output
-    assert set(read_model_info(path).max_edit_rate) == {"asr", "tec"}
-    assert set(read_model_info(path).max_edit_rate.values()) <= set(CANDIDATE_RATES)
-    assert set(read_model_info(path).fallback.values()) <= set(FALLBACKS)
+    assert set(read_model_info(path).gate) == {"asr", "tec"}
+    test = tmp_path / "test.jsonl"
+    test.write_bytes(dev.read_bytes())
+    result = runner.invoke(app, ["tune-gate", str(test), "--model", str(path)])
+    assert isinstance(result.exception, NekoError) and "looks like a test file" in str(result.exception)

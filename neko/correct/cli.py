@@ -50,6 +50,15 @@ def correct_command(
             help="keep the 1-best where the output is degenerate (empty, looping, far too short or long)",
         ),
     ] = True,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate/--no-gate",
+            help="let the model's tuned correction gate decide per example whether its output replaces "
+            "the 1-best (tasks never tuned with `neko tune-gate` keep the 1-best); --no-gate takes every "
+            "output the safety valve passes",
+        ),
+    ] = True,
     max_new_tokens: Annotated[
         int | None, typer.Option("--max-new-tokens", min=1, help="output length limit; default: the model's")
     ] = None,
@@ -57,7 +66,8 @@ def correct_command(
         str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
     ] = "auto",
 ) -> None:
-    """Correct the hypotheses of INPUT; print the number of fallbacks to the 1-best on standard error."""
+    """Correct the hypotheses of INPUT; print how many kept the 1-best (or the rerank), and why, on
+    standard error."""
     from transformers.utils import logging as transformers_logging
 
     from neko.correct.corrector import Corrector
@@ -83,6 +93,7 @@ def correct_command(
             batch_size=batch_size,
             max_new_tokens=max_new_tokens,
             safety_valve=safety_valve,
+            gate=gate,
         )
     for warning in caught:
         typer.echo(f"warning: {warning.message}", err=True)
@@ -90,7 +101,7 @@ def correct_command(
     if output_format == "jsonl":
         lines = [
             json.dumps(
-                {"id": c.id, "correction": c.text, "fell_back": c.fell_back}
+                {"id": c.id, "correction": c.text, "fell_back": c.fell_back, "decision": c.decision}
                 | ({"reason": c.reason} if c.fell_back else {}),
                 ensure_ascii=False,
             )
@@ -109,6 +120,13 @@ def correct_command(
     where = f" to {out}" if out not in (None, "-") else ""
     fallbacks = f"{sum(reasons.values())} fell back to {corrector.fallback_target(corrections)}"
     typer.echo(f"corrected {len(corrections)} examples{where}; {fallbacks}{detail}", err=True)
+    untuned = sorted({c.task for c in corrections if c.reason == "gate closed"})
+    if untuned:
+        typer.echo(
+            f"note: the gate of {', '.join(untuned)} is not tuned, so the 1-best was kept; tune it on dev "
+            "data with `neko tune-gate DEV --model DIR --write`, or pass --no-gate",
+            err=True,
+        )
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -124,7 +142,7 @@ def _write_atomically(path: Path, text: str) -> None:
             os.remove(temporary)
 
 
-def tune_valve_command(
+def tune_gate_command(
     data: Annotated[
         list[Path],
         typer.Argument(help="Dev examples with references (any format neko reads); several allowed."),
@@ -136,19 +154,22 @@ def tune_valve_command(
         int | None, typer.Option("--limit-per-dataset", help="use the first N examples of each dataset")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="inputs per forward pass")] = 16,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="folder for tuning.json and the risk-coverage plot")
+    ] = None,
     write: Annotated[
         bool, typer.Option("--write/--dry-run", help="store the chosen settings in the model's neko.json")
     ] = False,
 ) -> None:
-    """Choose the safety valve's settings per task on dev DATA: the max_edit_rate and fallback (1-best or
-    the model's rerank) whose corrections score best (all printed, with the 1-best for comparison);
-    --write stores them in the model."""
-    from rich.table import Table
+    """Tune the correction gate per task on dev DATA (never a test file): the safety valve's edit limit
+    and the margins, familiarity and N-best support an output needs to replace the 1-best; no dev
+    dataset may get worse than its 1-best. --write stores the choice in the model's neko.json."""
     from transformers.utils import logging as transformers_logging
 
     from neko.correct.corrector import Corrector
+    from neko.correct.gate_report import print_tunings, write_tunings
     from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
-    from neko.correct.tuning import save_valve_settings, tune_valve
+    from neko.correct.tuning import save_gate_settings, tune_gate
     from neko.evaluate.cli import check_references, first_per_dataset, load_examples
     from neko.evaluate.report import wide_console
 
@@ -157,6 +178,7 @@ def tune_valve_command(
     read_model_info(model_dir)
     examples = []
     for path in data:
+        refuse_test_file(path)
         loaded = load_examples(path)
         check_references(loaded, path)
         examples += loaded
@@ -166,21 +188,18 @@ def tune_valve_command(
         raise NekoError(f"{data[0]}: no examples")
     transformers_logging.disable_progress_bar()
     corrector = Corrector.from_pretrained(model_dir)
-    tunings = tune_valve(corrector, examples, batch_size=batch_size)
-
-    console = wide_console()
-    for tuning in tunings.values():
-        table = Table(
-            title=f"{tuning.task}: {tuning.metric} on {tuning.examples} dev examples "
-            f"(1-best {tuning.one_best:.2f})"
-        )
-        for column in ("max_edit_rate", "fallback", tuning.metric, "rejected", ""):
-            table.add_column(column, justify="right")
-        for trial in tuning.trials:
-            rate = "none" if trial.rate is None else f"{trial.rate:g}"
-            chosen = "chosen" if trial is tuning.best else ""
-            table.add_row(rate, trial.fallback, f"{trial.score:.2f}", str(trial.fallbacks), chosen)
-        console.print(table)
+    tunings = tune_gate(corrector, examples, batch_size=batch_size)
+    print_tunings(tunings, wide_console())
+    if out is not None:
+        for written in write_tunings(tunings, out):
+            typer.echo(f"wrote {written}", err=True)
     if write:
-        save_valve_settings(model_dir, tunings)
-        typer.echo(f"wrote max_edit_rate and fallback to {model_dir / 'neko.json'}", err=True)
+        save_gate_settings(model_dir, tunings)
+        typer.echo(f"wrote max_edit_rate and gate to {model_dir / 'neko.json'}", err=True)
+
+
+def refuse_test_file(path: Path) -> None:
+    """Tuning on test data would make its scores meaningless: a file named as a test split is refused."""
+    stem = path.name.lower()
+    if "test" in stem.replace("-", "_").split(".")[0].split("_") or stem.startswith("test"):
+        raise NekoError(f"{path}: looks like a test file; tune on dev data only (test files are for scoring)")

@@ -9,21 +9,30 @@
 Inputs are `Example`s, N-best lists (best first) or single strings; `task=` sets the task of every
 input (it overrides `Example.task`). Results come back in input order; batches are formed by prompt
 length. Prompts longer than `max_source_tokens` lose their worst hypotheses first, then the end of the
-best one, with a warning (`neko.correct.prompts`). Degenerate outputs fall back to the 1-best
-(`neko.correct.safety`); `last_fallbacks` counts them per reason for the latest `correct` call.
+best one, with a warning (`neko.correct.prompts`). Degenerate outputs are caught by the safety valve
+(`neko.correct.safety`), and the correction gate (`neko.correct.gate`) decides per example whether the
+model's output, the rerank pick or the 1-best is used; `last_fallbacks` counts the corrections that
+did not use the model's output, per reason, for the latest `correct` call.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from neko.correct.generation import collect_routing, generate, length_batches, score_targets
+from neko.correct.gate import Evidence, GateRule, choose, supported
+from neko.correct.generation import (
+    collect_routing,
+    generate,
+    length_batches,
+    mean_token_logprobs,
+    score_targets,
+)
 from neko.correct.model_dir import (
     ModelInfo,
     check_model_files,
@@ -49,9 +58,11 @@ Inputs = Sequence[Example | Sequence[str] | str]
 class Correction:
     """The correction of one input.
 
-    `text` is what to use: the model's output, or, when the safety valve `fell_back` (for `reason`, one
-    of `neko.correct.safety.REASONS`), the 1-best, or for tasks whose `fallback` is `rerank`
-    (`neko.json`) the hypothesis the model finds most likely. `output` is the model's own output.
+    `text` is what to use; `decision` (one of `neko.correct.gate.DECISIONS`) says what it is: the
+    model's output (`model`, or `unchanged` when that is the 1-best), the hypothesis the model ranks
+    first (`rerank`) or the 1-best (`1-best`). `fell_back` is true for the last two, with `reason`: a
+    degeneracy of the safety valve (`neko.correct.safety.REASONS`) or the gate's refusal. `output` is
+    the model's own output; `evidence` what the gate decided on (None without a gate).
     """
 
     id: str
@@ -60,6 +71,8 @@ class Correction:
     fell_back: bool = False
     reason: str | None = None
     output: str = ""
+    decision: str = "model"
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True)
@@ -120,15 +133,18 @@ class Corrector:
         max_new_tokens: int | None = None,
         max_source_tokens: int | None = None,
         safety_valve: bool | SafetyValve = True,
+        gate: bool | GateRule | Mapping[str, GateRule] = True,
     ) -> list[Correction]:
         """Correct every input (greedy, or beam search with `num_beams` > 1); in input order.
 
         `max_new_tokens`/`max_source_tokens` default to the model's (`neko.json`). `safety_valve`: True
         for the default thresholds with the model's per-task `max_edit_rate` (`neko.json`, see
-        `neko tune-valve`), a `SafetyValve` for others, False to keep every model output.
+        `neko tune-gate`), a `SafetyValve` for others, False for no degeneracy check. `gate`: True for
+        the model's tuned rules (`neko.json`; an untuned task keeps its 1-best), a `GateRule` for every
+        task or a mapping per task, False to take every output the valve passes.
         """
         items = self._prepare(examples, task, max_source_tokens)
-        return self._correct(items, num_beams, batch_size, max_new_tokens, safety_valve)
+        return self._correct(items, num_beams, batch_size, max_new_tokens, safety_valve, gate)
 
     def _correct(
         self,
@@ -137,12 +153,12 @@ class Corrector:
         batch_size: int = 16,
         max_new_tokens: int | None = None,
         safety_valve: bool | SafetyValve = True,
+        gate: bool | GateRule | Mapping[str, GateRule] = True,
     ) -> list[Correction]:
         if num_beams < 1:
             raise NekoError(f"num_beams must be at least 1, got {num_beams}")
         max_new_tokens = max_new_tokens or self.info.max_new_tokens
-        valves = {task: self._valve(task, safety_valve) for task in {item.task.name for item in items}}
-        corrections: list[Correction | None] = [None] * len(items)
+        outputs: list[tuple[str, bool]] = [("", False)] * len(items)
         for batch in length_batches([len(item.prompt.ids) for item in items], batch_size):
             generated = generate(
                 self.model,
@@ -153,48 +169,111 @@ class Corrector:
                 num_beams=num_beams,
             )
             for i, result in zip(batch, generated, strict=True):
-                item = items[i]
-                output = decode(self.tokenizer, result.ids).strip()
-                best = item.hypotheses[0]
-                valve = valves[item.task.name]
-                reason = (
-                    valve.check(output, best, result.finished, item.hypotheses) if valve is not None else None
-                )
-                corrections[i] = Correction(
-                    item.id, item.task.name, best if reason else output, reason is not None, reason, output
-                )
-        self.last_fallbacks = Counter(c.reason for c in corrections if c.fell_back)
-        return self._rerank_fallbacks(items, corrections, batch_size)
-
-    def _rerank_fallbacks(
-        self, items: list[_Item], corrections: list[Correction], batch_size: int
-    ) -> list[Correction]:
-        """For tasks whose `fallback` is `rerank` (neko.json), a rejected output is replaced by the
-        hypothesis the model finds most likely instead of the 1-best."""
-        chosen = [
-            i
-            for i, c in enumerate(corrections)
-            if c.fell_back and self.info.fallback.get(c.task) == "rerank" and len(items[i].hypotheses) > 1
+                outputs[i] = (decode(self.tokenizer, result.ids).strip(), result.finished)
+        reasons = [
+            self._valve_reason(item, *output, safety_valve)
+            for item, output in zip(items, outputs, strict=True)
         ]
-        if chosen:
-            picks = self._pick([items[i] for i in chosen], batch_size, per_token=True)
-            for i, pick in zip(chosen, picks, strict=True):
-                corrections[i] = replace(corrections[i], text=pick)
+        texts = [output for output, _ in outputs]
+        if gate is False:
+            corrections = [
+                Correction(
+                    item.id,
+                    item.task.name,
+                    item.hypotheses[0] if reason else text,
+                    reason is not None,
+                    reason,
+                    text,
+                    "1-best" if reason else "model",
+                )
+                for item, text, reason in zip(items, texts, reasons, strict=True)
+            ]
+        else:
+            evidence = self._evidence(items, texts, reasons, batch_size)
+            corrections = [
+                self._decide(item, found, self._gate_rule(item.task.name, gate))
+                for item, found in zip(items, evidence, strict=True)
+            ]
+        self.last_fallbacks = Counter(c.reason for c in corrections if c.fell_back)
         return corrections
+
+    def _valve_reason(
+        self, item: _Item, output: str, finished: bool, safety_valve: bool | SafetyValve
+    ) -> str | None:
+        """Why the safety valve rejects `output` (None: it passes); True: the default thresholds with
+        the model's `max_edit_rate` for the task (neko.json)."""
+        if safety_valve is False:
+            return None
+        if safety_valve is True:
+            rate = self.info.max_edit_rate.get(item.task.name, SafetyValve.max_edit_rate)
+            safety_valve = SafetyValve(max_edit_rate=rate)
+        return safety_valve.check(output, item.hypotheses[0], finished, item.hypotheses)
+
+    def _evidence(
+        self, items: list[_Item], outputs: list[str], reasons: list[str | None], batch_size: int
+    ) -> list[Evidence]:
+        """What the gate decides on (`neko.correct.gate`): scores of each output and hypothesis as the
+        answer, the familiarity of each prompt, N-best support of each change."""
+        candidates = [[output, *item.hypotheses] for item, output in zip(items, outputs, strict=True)]
+        scores = self._score_texts(items, candidates, batch_size)
+        familiarity = self._familiarity(items, batch_size)
+        evidence = []
+        for item, output, reason, values, known in zip(
+            items, outputs, reasons, scores, familiarity, strict=True
+        ):
+            output_score, hypothesis_scores = values[0], values[1:]
+            top = max(range(len(hypothesis_scores)), key=lambda k: (hypothesis_scores[k], -k))
+            evidence.append(
+                Evidence(
+                    output=output,
+                    best=item.hypotheses[0],
+                    pick=item.hypotheses[top],
+                    margin=output_score - hypothesis_scores[0],
+                    rerank_margin=hypothesis_scores[top] - hypothesis_scores[0],
+                    familiarity=known,
+                    supported=supported(output, item.hypotheses),
+                    valve_reason=reason,
+                )
+            )
+        return evidence
+
+    def _familiarity(self, items: list[_Item], batch_size: int) -> list[float]:
+        """Mean token log-probability of each prompt as text, markers left out."""
+        markers = self.tokenizer.all_special_ids
+        values = [0.0] * len(items)
+        for batch in length_batches([len(item.prompt.ids) for item in items], batch_size):
+            rows = [items[i].prompt.ids for i in batch]
+            found = mean_token_logprobs(self.model, rows, pad_id=self.pad_id, skip_ids=markers)
+            for i, value in zip(batch, found, strict=True):
+                values[i] = value
+        return values
+
+    def _gate_rule(self, task: str, gate: bool | GateRule | Mapping[str, GateRule]) -> GateRule:
+        if gate is True:
+            return self.info.gate.get(task, GateRule.closed())
+        if isinstance(gate, GateRule):
+            return gate
+        return gate.get(task, GateRule.closed())
+
+    @staticmethod
+    def _decide(item: _Item, evidence: Evidence, rule: GateRule) -> Correction:
+        decision, reason = rule.decide(evidence)
+        return Correction(
+            item.id,
+            item.task.name,
+            choose(evidence, decision),
+            decision in ("rerank", "1-best"),
+            reason,
+            evidence.output,
+            decision,
+            evidence,
+        )
 
     def fallback_target(self, corrections: Sequence[Correction]) -> str:
         """What the corrections that fell back were replaced by ("the 1-best", "the rerank", or both),
         for messages."""
-        kinds = {self.info.fallback.get(c.task, "1-best") for c in corrections if c.fell_back}
+        kinds = {c.decision for c in corrections if c.fell_back}
         return " or ".join(f"the {kind}" for kind in sorted(kinds or {"1-best"}))
-
-    def _valve(self, task: str, safety_valve: bool | SafetyValve) -> SafetyValve | None:
-        """True: the default thresholds with the model's `max_edit_rate` for `task` (neko.json)."""
-        if safety_valve is not True:
-            return safety_valve or None
-        if task in self.info.max_edit_rate:
-            return SafetyValve(max_edit_rate=self.info.max_edit_rate[task])
-        return SafetyValve()
 
     def score(
         self,
@@ -211,26 +290,31 @@ class Corrector:
         return self._score(self._prepare(examples, task, max_source_tokens), batch_size, per_token)
 
     def _score(self, items: list[_Item], batch_size: int, per_token: bool = False) -> list[list[float]]:
+        return self._score_texts(items, [item.hypotheses for item in items], batch_size, per_token)
+
+    def _score_texts(
+        self, items: list[_Item], texts: list[list[str]], batch_size: int, per_token: bool = True
+    ) -> list[list[float]]:
+        """Per item, the log-likelihood of each of its `texts` as the model's answer to its prompt
+        (mean per token with `per_token`, else the sum); a text repeated within an item is scored once."""
         pairs = [
-            (i, encode(self.tokenizer, item.task.render_target(h, self.info.prompt_style)))
+            (i, text, encode(self.tokenizer, item.task.render_target(text, self.info.prompt_style)))
             for i, item in enumerate(items)
-            for h in item.hypotheses
+            for text in dict.fromkeys(texts[i])
         ]
-        scores = [0.0] * len(pairs)
-        lengths = [len(items[i].prompt.ids) + len(target) for i, target in pairs]
+        lengths = [len(items[i].prompt.ids) + len(target) for i, _, target in pairs]
+        found: dict[tuple[int, str], float] = {}
         for batch in length_batches(lengths, batch_size):
             batch_scores = score_targets(
                 self.model,
                 [items[pairs[j][0]].prompt.ids for j in batch],
-                [pairs[j][1] for j in batch],
+                [pairs[j][2] for j in batch],
                 pad_id=self.pad_id,
             )
             for j, value in zip(batch, batch_scores, strict=True):
-                scores[j] = value / len(pairs[j][1]) if per_token else value
-        result: list[list[float]] = [[] for _ in items]
-        for (i, _), value in zip(pairs, scores, strict=True):
-            result[i].append(value)
-        return result
+                i, text, target = pairs[j]
+                found[(i, text)] = value / len(target) if per_token else value
+        return [[found[(i, text)] for text in texts[i]] for i in range(len(items))]
 
     def rerank(
         self,

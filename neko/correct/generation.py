@@ -128,3 +128,23 @@ def collect_routing(
             logits_to_keep=1,
             use_cache=False,
         )
+
+
+@torch.inference_mode()
+def mean_token_logprobs(
+    model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: int, skip_ids: Sequence[int] = ()
+) -> list[float]:
+    """Per row, the mean log-probability of its tokens after the first, each given those before it,
+    leaving out tokens in `skip_ids` (markers): how familiar the row's text is to the model."""
+    input_ids, attention_mask, position_ids = left_pad(rows, pad_id, model_device(model))
+    logits = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+    ).logits[:, :-1]
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    next_ids = input_ids[:, 1:]
+    token_scores = log_probs.gather(-1, next_ids.unsqueeze(-1)).squeeze(-1)
+    counted = attention_mask[:, :-1].bool() & attention_mask[:, 1:].bool()
+    for skip in skip_ids:
+        counted &= next_ids != skip
+    totals = torch.where(counted, token_scores, 0.0).sum(-1)
+    return (totals / counted.sum(-1).clamp(min=1)).tolist()

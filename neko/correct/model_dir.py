@@ -14,7 +14,8 @@ A model directory (written by the trainer) holds
        "strategy": "task_guided", "prompt_style": "compact",
        "max_source_tokens": 512, "max_new_tokens": 128, "max_hypotheses": 5,   # optional, null: all
        "max_edit_rate": {"asr": 0.2, "tec": null},   # optional: the safety valve's per task
-       "fallback": {"ocr": "rerank"},                # optional: what replaces a rejected output
+       "gate": {"asr": {"accept_margin": 0.1, "rerank_margin": null,      # optional: the correction
+                        "min_familiarity": -4.2, "require_support": true}},  # gate's per task
        "custom_tasks": [{"name": "handwriting", "description": "...", "output": "...",
                          "metric": "cer", "language": "en"}]}
 
@@ -32,6 +33,7 @@ from typing import Any
 import torch
 
 import neko
+from neko.correct.gate import GateRule
 from neko.errors import NekoError
 from neko.moe import ExpertAssignment
 from neko.tasks import END_MARKER, PROMPT_STYLES, Task, get_task, register_task, special_tokens
@@ -39,9 +41,6 @@ from neko.tasks import END_MARKER, PROMPT_STYLES, Task, get_task, register_task,
 NEKO_JSON = "neko.json"
 FORMAT_VERSION = 1
 MODEL_STRATEGIES = ("task_guided", "moe", "damex", "dense")
-FALLBACKS = ("1-best", "rerank")
-"""What replaces an output the safety valve rejects: the 1-best, or the hypothesis the model finds
-most likely (`Corrector.rerank`)."""
 DEFAULT_MODEL_DIR = Path(neko.__file__).resolve().parents[1] / "models" / "neko-tiny"
 """Where `neko correct` looks when no `--model` is given: `models/neko-tiny` in the repository."""
 
@@ -62,9 +61,10 @@ class ModelInfo:
     max_hypotheses: int | None = None
     max_edit_rate: dict[str, float | None] = field(default_factory=dict)
     """Per task, the safety valve's `max_edit_rate` (None: no limit), e.g. tuned on dev data with
-    `neko tune-valve`; tasks left out use `SafetyValve`'s default."""
-    fallback: dict[str, str] = field(default_factory=dict)
-    """Per task, one of `FALLBACKS` (tasks left out: the 1-best), e.g. tuned with `neko tune-valve`."""
+    `neko tune-gate`; tasks left out use `SafetyValve`'s default."""
+    gate: dict[str, GateRule] = field(default_factory=dict)
+    """Per task, the correction gate's thresholds (`neko.correct.gate`), tuned on dev data with
+    `neko tune-gate`; a task left out keeps its 1-best."""
     custom_tasks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -85,7 +85,7 @@ class ModelInfo:
             "max_new_tokens": self.max_new_tokens,
             "max_hypotheses": self.max_hypotheses,
             "max_edit_rate": dict(self.max_edit_rate),
-            "fallback": dict(self.fallback),
+            "gate": {task: rule.to_dict() for task, rule in self.gate.items()},
             "custom_tasks": [dict(spec) for spec in self.custom_tasks],
         }
 
@@ -129,7 +129,7 @@ class ModelInfo:
             if data.get("max_hypotheses") is None
             else _positive_int(data, "max_hypotheses", where, 1),
             max_edit_rate=_edit_rates(data, tasks, where),
-            fallback=_fallbacks(data, tasks, where),
+            gate=_gate_rules(data, tasks, where),
             custom_tasks=[dict(spec) for spec in data.get("custom_tasks") or []],
         )
 
@@ -261,14 +261,28 @@ def _edit_rates(data: dict, tasks: list[str], where: str) -> dict[str, float | N
     return {name: None if rate is None else float(rate) for name, rate in rates.items()}
 
 
-def _fallbacks(data: dict, tasks: list[str], where: str) -> dict[str, str]:
-    fallbacks = _per_task(data, "fallback", tasks, where, f"one of {', '.join(FALLBACKS)}")
-    for name, fallback in fallbacks.items():
-        if fallback not in FALLBACKS:
-            raise NekoError(
-                f"{where}: 'fallback' of {name!r} must be one of {', '.join(FALLBACKS)}, got {fallback!r}"
-            )
-    return dict(fallbacks)
+def _gate_rules(data: dict, tasks: list[str], where: str) -> dict[str, GateRule]:
+    rules = _per_task(data, "gate", tasks, where, "objects of gate thresholds")
+    return {name: _gate_rule(spec, f"{where}: 'gate' of {name!r}") for name, spec in rules.items()}
+
+
+def _gate_rule(spec: Any, where: str) -> GateRule:
+    keys = ("accept_margin", "rerank_margin", "min_familiarity", "require_support")
+    if not isinstance(spec, dict):
+        raise NekoError(f"{where}: must be an object with {', '.join(keys)}")
+    unknown = set(spec) - set(keys)
+    if unknown:
+        raise NekoError(f"{where}: unknown key {sorted(unknown)[0]!r}; expected {', '.join(keys)}")
+    for key in keys[:3]:
+        value = spec.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise NekoError(f"{where}: {key!r} must be a number or null, got {value!r}")
+    if not isinstance(spec.get("require_support", True), bool):
+        raise NekoError(f"{where}: 'require_support' must be true or false")
+    return GateRule(
+        **{key: None if spec.get(key) is None else float(spec[key]) for key in keys[:3]},
+        require_support=spec.get("require_support", True),
+    )
 
 
 def _custom_task(spec: Any, where: str) -> Task:

@@ -68,10 +68,14 @@ class SafetyValve:
             return "unrelated"
         return None
 
+    def needed_edit_rate(self, output: str, hypotheses: Sequence[str]) -> float:
+        """The smallest `max_edit_rate` at which `output` is not `unrelated` to `hypotheses`."""
+        rates = [(_char_edits(h, output) - self.length_slack) / len(h) for h in hypotheses if h.strip()]
+        return max(0.0, min(rates, default=0.0))
+
     def unrelated(self, output: str, hypotheses: Sequence[str]) -> bool:
         allowed = (self.max_edit_rate * len(h) + self.length_slack for h in hypotheses if h.strip())
-        edits = (jiwer.process_characters(h, output) for h in hypotheses if h.strip())
-        counts = [e.substitutions + e.deletions + e.insertions for e in edits]
+        counts = [_char_edits(h, output) for h in hypotheses if h.strip()]
         return bool(counts) and all(c > a for c, a in zip(counts, allowed, strict=True))
 
     def word_run(self, text: str) -> int:
@@ -84,6 +88,11 @@ class SafetyValve:
         at least `min_loop_chars` characters; 0 when there is none."""
         runs = (longest_run(text, n) for n in range(1, self.max_char_unit + 1))
         return max((r for n, r in enumerate(runs, start=1) if r * n >= self.min_loop_chars), default=0)
+
+
+def _char_edits(reference: str, output: str) -> int:
+    edits = jiwer.process_characters(reference, output)
+    return edits.substitutions + edits.deletions + edits.insertions
 
 
 def longest_run(items: Sequence, unit: int) -> int:

@@ -1,109 +1,291 @@
-"""Tuning the safety valve on dev data: how far may a correction stray from the hypotheses, and what
-replaces one that strays too far?
+"""Tuning the correction gate on dev data: when may the model's output replace the 1-best?
 
-A small corrector helps where it edits a little and hurts where it rewrites. The valve's
-`max_edit_rate` is the cut between the two: an output that needs more character edits than that
-fraction of every hypothesis (plus the valve's slack) falls back to the 1-best. The best cut differs by
-task and by model, so it is measured. A rejected output is replaced by the 1-best, or by the hypothesis
-the model finds most likely (`rerank`): a model too weak to rewrite may still tell a good reading from
-a bad one. `tune_valve` corrects and reranks dev examples once, replays the valve at each candidate
-rate with each fallback, and keeps per task the pair whose outputs score best on the task's headline
-metric (ties go to the 1-best fallback and the smaller, more conservative rate). The choice goes into
-the model's `neko.json` (`max_edit_rate`, `fallback`), which `Corrector.correct` reads.
+`tune_gate` corrects dev examples once with every check open, keeps what the gate decides on
+(`neko.correct.gate.Evidence`) and, per task, replays every setting of a grid: the safety valve's
+`max_edit_rate`, and the gate's `accept_margin`, `rerank_margin`, `min_familiarity` (a quantile of the
+task's dev familiarity: inputs less familiar than that share of the dev data are left alone) and
+`require_support`. The chosen setting is selective prediction done conservatively:
+
+- no dev dataset (task x dataset with at least `MIN_DATASET` examples) may score worse than its own
+  1-best: a setting that trades one domain's damage for another's gain is out;
+- among the rest, the setting that takes the fewest outputs while keeping at least `KEEP_GAIN` of the
+  best gain over the 1-best: what little more a bolder setting wins on the tuning data is more likely
+  noise than skill.
+
+The risk-coverage curve of each task (the metric when the k outputs with the largest margins are
+taken, the 1-best elsewhere) shows how selective the model has to be. The choice goes into
+`neko.json` (`max_edit_rate`, `gate`), which `Corrector.correct` reads.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import product
 from pathlib import Path
 
-from neko.correct.corrector import Correction, Corrector
-from neko.correct.model_dir import FALLBACKS, read_model_info, write_model_info
+import numpy as np
+
+from neko.correct.corrector import Corrector
+from neko.correct.gate import Evidence, GateRule
+from neko.correct.model_dir import read_model_info, write_model_info
 from neko.correct.safety import SafetyValve
 from neko.data.schema import Example
-from neko.evaluate.metrics import LOWER_IS_BETTER, Scorer
+from neko.errors import NekoError
+from neko.evaluate.metrics import LOWER_IS_BETTER, Scorer, edit_counts
 
-CANDIDATE_RATES: tuple[float | None, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, None)
-"""The rates tried by default; None is no limit (only the other degeneracy checks)."""
+EDIT_RATES: tuple[float | None, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, None)
+"""The safety valve's `max_edit_rate` values tried; None is no limit."""
+ACCEPT_MARGINS: tuple[float | None, ...] = (None, 1.5, 1.0, 0.75, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0, -0.5)
+RERANK_MARGINS: tuple[float | None, ...] = (None, 1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
+FAMILIARITY_QUANTILES: tuple[float | None, ...] = (0.5, 0.25, 0.1, 0.05, 0.01, None)
+MIN_DATASET = 20
+KEEP_GAIN = 0.9
+CHOICES = ("1-best", "rerank", "model")
 
 
 @dataclass(frozen=True)
-class ValveTrial:
-    """The dev score of one `max_edit_rate` and fallback, and how many outputs the valve rejected."""
+class Row:
+    """One dev example with its gate evidence (valve checks open) and the edit rate the valve needs."""
 
-    rate: float | None
-    fallback: str
+    example: Example
+    evidence: Evidence
+    needed_edit_rate: float
+
+
+@dataclass(frozen=True)
+class GateTrial:
+    """The dev result of one setting."""
+
+    max_edit_rate: float | None
+    rule: GateRule
     score: float
-    fallbacks: int
+    per_dataset: dict[str, float]
+    taken: dict[str, int]
 
 
 @dataclass(frozen=True)
 class TaskTuning:
-    """The trials of one task; `best` is the setting to use."""
+    """The tuning of one task: its 1-best, the chosen setting, the best unconstrained one, the curve."""
 
     task: str
     metric: str
     examples: int
     one_best: float
-    trials: list[ValveTrial]
-    best: ValveTrial
+    one_best_per_dataset: dict[str, float]
+    best: GateTrial
+    boldest: GateTrial
+    trials: int
+    risk_coverage: list[tuple[float, float]]
 
 
-def tune_valve(
-    corrector: Corrector,
-    examples: Sequence[Example],
-    rates: Sequence[float | None] = CANDIDATE_RATES,
-    scorer: Scorer | None = None,
-    batch_size: int = 16,
-) -> dict[str, TaskTuning]:
-    """Per task of `examples` (which need references), the trials of every rate in `rates` with every
-    fallback."""
-    scorer = scorer or Scorer(errant=False)
+def collect_rows(corrector: Corrector, examples: Sequence[Example], batch_size: int = 16) -> list[Row]:
+    """Correct `examples` once with the valve's edit limit open, keeping each one's evidence."""
+    for example in examples:
+        if example.reference is None:
+            raise NekoError(f"example {example.id!r} has no reference; the gate cannot be tuned on it")
     open_valve = SafetyValve(max_edit_rate=None)
     corrections = corrector.correct(examples, batch_size=batch_size, safety_valve=open_valve)
-    reranked = corrector.rerank(examples, batch_size=batch_size)
-    by_task: dict[str, list[tuple[Example, Correction, str]]] = defaultdict(list)
-    for example, correction, pick in zip(examples, corrections, reranked, strict=True):
-        by_task[correction.task].append((example, correction, pick))
-    return {task: tune_task(task, rows, rates, scorer) for task, rows in sorted(by_task.items())}
+    return [
+        Row(example, c.evidence, open_valve.needed_edit_rate(c.output, example.hypotheses))
+        for example, c in zip(examples, corrections, strict=True)
+    ]
 
 
-def tune_task(
-    task: str, rows: list[tuple[Example, Correction, str]], rates: Sequence[float | None], scorer: Scorer
-) -> TaskTuning:
-    """The trials of one task from its rows (example, its correction with no edit limit, the model's
-    reranked hypothesis)."""
-    metric = scorer.headline(task)
-    task_examples = [example for example, _, _ in rows]
-    one_best = scorer.score(metric, task_examples, [e.best_hypothesis for e in task_examples])
+def tune_gate(
+    corrector: Corrector, examples: Sequence[Example], scorer: Scorer | None = None, batch_size: int = 16
+) -> dict[str, TaskTuning]:
+    """Per task of `examples` (which need references), the chosen gate setting."""
+    rows = collect_rows(corrector, examples, batch_size)
+    by_task: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_task[row.example.task].append(row)
+    scorer = scorer or Scorer(errant=False)
+    return {task: tune_task(task, task_rows, scorer) for task, task_rows in sorted(by_task.items())}
+
+
+class _Replay:
+    """Scores choices (0: 1-best, 1: rerank pick, 2: model output) per example of one task, per
+    dataset; word and character error rates from per-example edit counts, other metrics cached."""
+
+    def __init__(self, task: str, rows: list[Row], scorer: Scorer) -> None:
+        self.metric = scorer.headline(task)
+        self.sign = 1.0 if self.metric in LOWER_IS_BETTER else -1.0
+        self.rows = rows
+        self.scorer = scorer
+        names = sorted({row.example.dataset for row in rows})
+        self.datasets = {
+            name: np.array([i for i, row in enumerate(rows) if row.example.dataset == name]) for name in names
+        }
+        self.texts = [[r.evidence.best, r.evidence.pick, r.evidence.output] for r in rows]
+        self.edits = self._edit_table() if self.metric in LOWER_IS_BETTER else None
+        self.cache: dict[tuple[str, bytes], float] = {}
+
+    def _edit_table(self) -> tuple[np.ndarray, np.ndarray]:
+        normalize = self.scorer.normalize_fn(self.rows[0].example.task)
+        unit = "word" if self.metric == "wer" else "char"
+        references = [normalize(row.example.reference or "") for row in self.rows]
+        columns = [
+            edit_counts(references, [normalize(texts[k]) for texts in self.texts], unit) for k in range(3)
+        ]
+        errors = np.array([[count[i][0] for count in columns] for i in range(len(self.rows))], dtype=float)
+        lengths = np.array([count[1] for count in columns[0]], dtype=float)
+        return errors, lengths
+
+    def score(self, choice: np.ndarray, indices: np.ndarray | None = None) -> float:
+        indices = np.arange(len(self.rows)) if indices is None else indices
+        if self.edits is not None:
+            errors, lengths = self.edits
+            total = lengths[indices].sum()
+            return 100.0 * errors[indices, choice[indices]].sum() / max(total, 1.0)
+        key = (str(indices[:1]) + str(len(indices)), choice[indices].tobytes())
+        if key not in self.cache:
+            examples = [self.rows[i].example for i in indices]
+            outputs = [self.texts[i][choice[i]] for i in indices]
+            self.cache[key] = self.scorer.score(self.metric, examples, outputs)
+        return self.cache[key]
+
+    def per_dataset(self, choice: np.ndarray) -> dict[str, float]:
+        return {name: self.score(choice, indices) for name, indices in self.datasets.items()}
+
+
+def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
+    """The chosen setting of one task from its dev rows (see the module documentation)."""
+    replay = _Replay(task, rows, scorer)
+    arrays = _arrays(rows)
+    closed = np.zeros(len(rows), dtype=int)
+    one_best, one_best_per_dataset = replay.score(closed), replay.per_dataset(closed)
+    quantiles = [
+        None if q is None else float(np.quantile(arrays["familiarity"], q)) for q in FAMILIARITY_QUANTILES
+    ]
     trials = []
-    for fallback in FALLBACKS:
-        for rate in rates:
-            outputs = [_valve_output(example, correction, rate) for example, correction, _ in rows]
-            replacements = [e.best_hypothesis if fallback == "1-best" else pick for e, _, pick in rows]
-            texts = [r if o is None else o for o, r in zip(outputs, replacements, strict=True)]
-            score = scorer.score(metric, task_examples, texts)
-            trials.append(ValveTrial(rate, fallback, score, sum(o is None for o in outputs)))
-    sign = -1 if metric in LOWER_IS_BETTER else 1
-    best = max(trials, key=lambda trial: sign * trial.score)  # max keeps the first of equal scores
-    return TaskTuning(task, metric, len(rows), one_best, trials, best)
+    for rate, accept, rerank, support, familiarity in product(
+        EDIT_RATES, ACCEPT_MARGINS, RERANK_MARGINS, (True, False), quantiles
+    ):
+        rule = GateRule(accept, rerank, familiarity, support)
+        choice = _choices(arrays, rate, rule)
+        trials.append((rate, rule, choice, replay.score(choice)))
+    allowed = [trial for trial in trials if _no_dataset_worse(replay, trial[2], one_best_per_dataset)]
+    boldest = min(allowed, key=lambda t: replay.sign * t[3])
+    best_gain = replay.sign * (one_best - boldest[3])
+    enough = [t for t in allowed if replay.sign * (one_best - t[3]) >= KEEP_GAIN * best_gain]
+    chosen = min(enough, key=lambda t: (int((t[2] != 0).sum()), replay.sign * t[3]))
+    curve = _risk_coverage(replay, arrays, _valve_failures(arrays, chosen[0]))
+    return TaskTuning(
+        task,
+        replay.metric,
+        len(rows),
+        one_best,
+        one_best_per_dataset,
+        _trial(replay, chosen),
+        _trial(replay, boldest),
+        len(trials),
+        curve,
+    )
 
 
-def _valve_output(example: Example, correction: Correction, rate: float | None) -> str | None:
-    """The output the valve keeps at `rate`, or None when it rejects it (the trial's fallback replaces it)."""
-    if correction.fell_back:
-        return None
-    if rate is not None and SafetyValve(max_edit_rate=rate).unrelated(correction.output, example.hypotheses):
-        return None
-    return correction.text
+def _no_dataset_worse(replay: _Replay, choice: np.ndarray, one_best: dict[str, float]) -> bool:
+    for name, indices in replay.datasets.items():
+        if (
+            len(indices) >= MIN_DATASET
+            and replay.sign * (replay.score(choice, indices) - one_best[name]) > 1e-9
+        ):
+            return False
+    return True
 
 
-def save_valve_settings(model_dir: str | Path, tunings: dict[str, TaskTuning]) -> None:
-    """Write the tuned rates and fallbacks into the model directory's `neko.json` (other tasks keep
-    theirs)."""
+def _trial(replay: _Replay, trial) -> GateTrial:
+    rate, rule, choice, score = trial
+    taken = Counter(CHOICES[k] for k in choice)
+    return GateTrial(rate, rule, score, replay.per_dataset(choice), dict(taken))
+
+
+def _arrays(rows: list[Row]) -> dict[str, np.ndarray]:
+    evidence = [row.evidence for row in rows]
+    return {
+        "margin": np.array([e.margin for e in evidence]),
+        "rerank_margin": np.array([e.rerank_margin for e in evidence]),
+        "familiarity": np.array([e.familiarity for e in evidence]),
+        "supported": np.array([e.supported for e in evidence]),
+        "degenerate": np.array([e.valve_reason is not None for e in evidence]),
+        "changed": np.array([e.output != e.best for e in evidence]),
+        "pick_differs": np.array([e.pick != e.best for e in evidence]),
+        "needed_rate": np.array([row.needed_edit_rate for row in rows]),
+    }
+
+
+def _valve_failures(arrays: dict[str, np.ndarray], rate: float | None) -> np.ndarray:
+    if rate is None:
+        return arrays["degenerate"]
+    return arrays["degenerate"] | (arrays["needed_rate"] > rate)
+
+
+def _choices(arrays: dict[str, np.ndarray], rate: float | None, rule: GateRule) -> np.ndarray:
+    """`GateRule.decide` over all rows at once, as indices into `CHOICES`."""
+    valve_failed = _valve_failures(arrays, rate)
+    familiar = (
+        np.ones_like(valve_failed)
+        if rule.min_familiarity is None
+        else arrays["familiarity"] >= rule.min_familiarity
+    )
+    take_model = ~valve_failed & arrays["changed"] & familiar
+    if rule.accept_margin is None:
+        take_model &= False
+    else:
+        take_model &= arrays["margin"] >= rule.accept_margin
+    if rule.require_support:
+        take_model &= arrays["supported"]
+    unchanged = ~valve_failed & ~arrays["changed"]
+    take_rerank = ~take_model & ~unchanged & familiar & arrays["pick_differs"]
+    if rule.rerank_margin is None:
+        take_rerank &= False
+    else:
+        take_rerank &= arrays["rerank_margin"] >= rule.rerank_margin
+    return np.where(take_model, 2, np.where(take_rerank, 1, 0))
+
+
+def _risk_coverage(
+    replay: _Replay, arrays: dict[str, np.ndarray], valve_failed: np.ndarray, points: int = 21
+) -> list[tuple[float, float]]:
+    """(coverage, metric) when the most confident share of the changed outputs that pass the valve
+    is taken, by margin, and the 1-best elsewhere."""
+    candidates = np.flatnonzero(~valve_failed & arrays["changed"])
+    order = candidates[np.argsort(-arrays["margin"][candidates], kind="stable")]
+    curve = []
+    for step in range(points):
+        share = step / (points - 1)
+        choice = np.zeros(len(replay.rows), dtype=int)
+        choice[order[: round(share * len(order))]] = 2
+        curve.append((share, replay.score(choice)))
+    return curve
+
+
+def risk_coverage(task: str, rows: list[Row], scorer: Scorer) -> tuple[str, list[tuple[float, float]]]:
+    """(metric, curve) of rows whose evidence holds the valve's verdict as applied."""
+    replay = _Replay(task, rows, scorer)
+    arrays = _arrays(rows)
+    return replay.metric, _risk_coverage(replay, arrays, _valve_failures(arrays, None))
+
+
+def save_gate_settings(model_dir: str | Path, tunings: dict[str, TaskTuning]) -> None:
+    """Write the tuned edit limits and gate rules into the model directory's `neko.json` (other tasks
+    keep theirs)."""
     info = read_model_info(Path(model_dir))
-    rates = dict(info.max_edit_rate) | {task: tuning.best.rate for task, tuning in tunings.items()}
-    fallbacks = dict(info.fallback) | {task: tuning.best.fallback for task, tuning in tunings.items()}
-    write_model_info(model_dir, replace(info, max_edit_rate=rates, fallback=fallbacks))
+    rates = dict(info.max_edit_rate) | {task: t.best.max_edit_rate for task, t in tunings.items()}
+    rules = dict(info.gate) | {task: t.best.rule for task, t in tunings.items()}
+    write_model_info(model_dir, replace(info, max_edit_rate=rates, gate=rules))
+
+
+def describe_rule(rule: GateRule, rate: float | None) -> str:
+    """One line of a rule, for tables."""
+
+    def number(value: float | None) -> str:
+        return "off" if value is None else f"{value:g}"
+
+    support = "supported" if rule.require_support else "any"
+    return (
+        f"edit<={number(rate)} accept>={number(rule.accept_margin)} rerank>={number(rule.rerank_margin)} "
+        f"familiarity>={number(None if rule.min_familiarity is None else round(rule.min_familiarity, 3))} "
+        f"{support}"
+    )

@@ -126,12 +126,16 @@ def run_model(
     """Correct (and rerank) `examples` with the model; save its predictions and routing statistics in
     `out` so they can be scored again without the model. Returns (systems, routing statistics)."""
     from neko.correct import Corrector
+    from neko.correct.gate import DECISIONS
+    from neko.correct.gate_report import write_outcomes
+    from neko.evaluate.metrics import Scorer
 
     corrector = Corrector.from_pretrained(run.path)
     corrections = corrector.correct(examples, num_beams=run.beams, batch_size=run.batch_size)
-    fallbacks = sum(corrector.last_fallbacks.values())
-    target = corrector.fallback_target(corrections)
-    console.print(f"{corrector.name}: {len(examples)} corrected, {fallbacks} fell back to {target}")
+    decisions = Counter(c.decision for c in corrections)
+    summary = ", ".join(f"{decisions[d]} {d}" for d in DECISIONS if decisions[d])
+    console.print(f"{corrector.name}: {len(examples)} corrected; the text is {summary}")
+    write_outcomes(examples, corrections, Scorer(errant=False), out)
     systems = {DEFAULT_SYSTEM: {c.id: c.text for c in corrections}}
     if run.rerank:
         reranked = corrector.rerank(examples, batch_size=run.batch_size)

@@ -31,6 +31,7 @@ JflegOutOption = typer.Option(Path("data/tec/jfleg.jsonl.gz"), "--out")
 CorporaOption = typer.Option(
     None, "--corpora", help="Corpora folder (default: $NEKO_CORPORA or ../shared/corpora)."
 )
+HyporadiseOutOption = typer.Option(Path("data/asr"), "--out-dir", help="Folder of the three files.")
 TasksOption = typer.Option(["tec", "ocr", "asr", "st"], "--task", help="Tasks to build (repeatable).")
 TecWorkersOption = typer.Option(1, "--workers", help="Worker processes (cheap: 1 is enough).")
 
@@ -140,6 +141,19 @@ def jfleg(out: Path = JflegOutOption, corpora: Path | None = CorporaOption) -> N
 
     count = write_jsonl(out, jfleg_examples(corpora or corpora_dir()))
     typer.echo(f"{out}: {count} examples")
+
+
+@build_app.command()
+def hyporadise(
+    out_dir: Path = HyporadiseOutOption,
+    corpora: Path | None = CorporaOption,
+) -> None:
+    """HyPoradise v0 (real 5-best lists): train and dev from train_atis, the test files as they are."""
+    from neko.data.builders.hyporadise import build
+    from neko.data.sources import corpora_dir
+
+    for path, count in build((corpora or corpora_dir()) / "hyporadise", out_dir).items():
+        typer.echo(f"{path}: {count} examples")
 
 
 @build_app.command("all")
