@@ -72,7 +72,6 @@ class _Service:
         self.corrector: Corrector | None = None
         self.batcher: MicroBatcher[Example, dict[str, Any]] | None = None
         self.load_error: str | None = None
-        self.ready = threading.Event()
 
     def start(self) -> None:
         threading.Thread(target=self._load, name="neko-load", daemon=True).start()
@@ -97,7 +96,6 @@ class _Service:
         self.metrics.queue_depth.set_function(lambda: batcher.depth)
         batcher.start()
         self.corrector, self.batcher = corrector, batcher
-        self.ready.set()
         log.info("ready: %s", corrector.name)
 
     def stop(self) -> None:
