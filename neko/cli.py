@@ -25,6 +25,7 @@ def _register_commands() -> None:
     from neko.data.cli import data_app
     from neko.demo import demo_command
     from neko.evaluate.cli import eval_command
+    from neko.serve.cli import serve_command
     from neko.train.cli import train_command
 
     app.add_typer(data_app, name="data", help="Build, validate, convert and describe correction data.")
@@ -33,6 +34,7 @@ def _register_commands() -> None:
     app.command("tune-gate")(tune_gate_command)
     app.command("eval")(eval_command)
     app.command("demo")(demo_command)
+    app.command("serve")(serve_command)
 
 
 def main() -> None:

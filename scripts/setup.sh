@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up neko on a fresh Debian machine: recognizers and fonts (apt), a virtual environment in
 # .venv, torch 2.13.0 (the CPU build; installed first so nothing pulls a CUDA build), then neko.
-# Usage: bash scripts/setup.sh [--dev]      (--dev adds the test tools)
+# Usage: bash scripts/setup.sh [--dev]      (--dev adds the test tools, and Chromium for the web page's
+# browser test; Playwright drives Debian's Chromium, so `playwright install` is never needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ SYSTEM_PACKAGES=(
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35
   fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-roboto
 )
+if [ "${1:-}" = "--dev" ]; then SYSTEM_PACKAGES+=(chromium); fi         # the web page's browser test
 missing=()
 for package in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

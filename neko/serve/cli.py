@@ -1,0 +1,59 @@
+"""`neko serve`: load a model once and answer correction requests over HTTP until stopped."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from neko.errors import NekoError
+
+GRACEFUL_SHUTDOWN_S = 30
+
+
+def serve_command(
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="a model directory; default: models/neko-tiny")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="the address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="the port to listen on")] = 8000,
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    ] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="inputs per forward pass")] = 16,
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", min=1, help="examples of concurrent requests per model call")
+    ] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", min=0, help="how long a request waits for others to batch with")
+    ] = 10.0,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", min=1, help="examples that may wait; beyond, requests get 429")
+    ] = 1024,
+) -> None:
+    """Serve corrections: POST /v1/correct, GET /health, /metrics, /docs, and a web page at /.
+
+    SIGTERM or Ctrl-C stops taking connections, answers the requests in flight, then exits.
+    """
+    import uvicorn
+
+    from neko.correct import Corrector
+    from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
+    from neko.demo import DEMO_EXAMPLES
+    from neko.serve.app import ServeSettings, create_app
+
+    model_dir = resolve_model_dir(model)
+    check_model_files(model_dir)
+    read_model_info(model_dir)
+    if max_batch < batch_size:
+        raise NekoError(f"--max-batch ({max_batch}) must be at least --batch-size ({batch_size})")
+    settings = ServeSettings(
+        max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, batch_size=batch_size
+    )
+    app = create_app(
+        lambda: Corrector.from_pretrained(model_dir, device=device),
+        settings,
+        examples_file=DEMO_EXAMPLES if DEMO_EXAMPLES.is_file() else None,
+    )
+    typer.echo(f"neko serve: {model_dir} on http://{host}:{port}/ (loading the model)", err=True)
+    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level="info")
