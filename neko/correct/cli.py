@@ -153,7 +153,14 @@ def tune_gate_command(
     limit_per_dataset: Annotated[
         int | None, typer.Option("--limit-per-dataset", help="use the first N examples of each dataset")
     ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="use the first N examples of each file")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="inputs per forward pass")] = 16,
+    evidence: Annotated[
+        Path | None,
+        typer.Option("--evidence", help="JSONL of the gate's evidence: reused when it exists, else written"),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="folder for tuning.json and the risk-coverage plot")
     ] = None,
@@ -169,7 +176,7 @@ def tune_gate_command(
     from neko.correct.corrector import Corrector
     from neko.correct.gate_report import print_tunings, write_tunings
     from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
-    from neko.correct.tuning import save_gate_settings, tune_gate
+    from neko.correct.tuning import collect_rows, read_rows, save_gate_settings, tune_rows, write_rows
     from neko.evaluate.cli import check_references, first_per_dataset, load_examples
     from neko.evaluate.report import wide_console
 
@@ -179,16 +186,21 @@ def tune_gate_command(
     examples = []
     for path in data:
         refuse_test_file(path)
-        loaded = load_examples(path)
+        loaded = load_examples(path)[:limit]
         check_references(loaded, path)
         examples += loaded
     if limit_per_dataset is not None:
         examples = first_per_dataset(examples, limit_per_dataset)
     if not examples:
         raise NekoError(f"{data[0]}: no examples")
-    transformers_logging.disable_progress_bar()
-    corrector = Corrector.from_pretrained(model_dir)
-    tunings = tune_gate(corrector, examples, batch_size=batch_size)
+    if evidence is not None and evidence.exists():
+        rows = read_rows(evidence, examples)
+    else:
+        transformers_logging.disable_progress_bar()
+        rows = collect_rows(Corrector.from_pretrained(model_dir), examples, batch_size)
+        if evidence is not None:
+            write_rows(evidence, rows)
+    tunings = tune_rows(rows)
     print_tunings(tunings, wide_console())
     if out is not None:
         for written in write_tunings(tunings, out):

@@ -6,8 +6,9 @@
 task's dev familiarity: inputs less familiar than that share of the dev data are left alone) and
 `require_support`. The chosen setting is selective prediction done conservatively:
 
-- no dev dataset (task x dataset with at least `MIN_DATASET` examples) may score worse than its own
-  1-best: a setting that trades one domain's damage for another's gain is out;
+- no dev domain (task x text source, the first part of the dataset name, with at least
+  `MIN_DATASET` examples) may score worse than its own 1-best: a setting that trades one domain's
+  damage for another's gain is out;
 - among the rest, the setting that takes the fewest outputs while keeping at least `KEEP_GAIN` of the
   best gain over the 1-best: what little more a bolder setting wins on the tuning data is more likely
   noise than skill.
@@ -19,9 +20,10 @@ taken, the 1-best elsewhere) shows how selective the model has to be. The choice
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from itertools import product
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from neko.correct.corrector import Corrector
 from neko.correct.gate import Evidence, GateRule
 from neko.correct.model_dir import read_model_info, write_model_info
 from neko.correct.safety import SafetyValve
+from neko.data.jsonl import read_json_lines
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate.metrics import LOWER_IS_BETTER, Scorer, edit_counts
@@ -97,12 +100,22 @@ def tune_gate(
     corrector: Corrector, examples: Sequence[Example], scorer: Scorer | None = None, batch_size: int = 16
 ) -> dict[str, TaskTuning]:
     """Per task of `examples` (which need references), the chosen gate setting."""
-    rows = collect_rows(corrector, examples, batch_size)
+    return tune_rows(collect_rows(corrector, examples, batch_size), scorer)
+
+
+def tune_rows(rows: Sequence[Row], scorer: Scorer | None = None) -> dict[str, TaskTuning]:
+    """Per task of `rows`, the chosen gate setting."""
     by_task: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_task[row.example.task].append(row)
     scorer = scorer or Scorer(errant=False)
     return {task: tune_task(task, task_rows, scorer) for task, task_rows in sorted(by_task.items())}
+
+
+def domain(example: Example) -> str:
+    """The part of a dataset name that says where the text comes from (`captions/flite-slt/noise` ->
+    `captions`): the unit that may not get worse."""
+    return example.dataset.split("/")[0]
 
 
 class _Replay:
@@ -114,9 +127,9 @@ class _Replay:
         self.sign = 1.0 if self.metric in LOWER_IS_BETTER else -1.0
         self.rows = rows
         self.scorer = scorer
-        names = sorted({row.example.dataset for row in rows})
+        names = sorted({domain(row.example) for row in rows})
         self.datasets = {
-            name: np.array([i for i, row in enumerate(rows) if row.example.dataset == name]) for name in names
+            name: np.array([i for i, row in enumerate(rows) if domain(row.example) == name]) for name in names
         }
         self.texts = [[r.evidence.best, r.evidence.pick, r.evidence.output] for r in rows]
         self.edits = self._edit_table() if self.metric in LOWER_IS_BETTER else None
@@ -148,6 +161,41 @@ class _Replay:
 
     def per_dataset(self, choice: np.ndarray) -> dict[str, float]:
         return {name: self.score(choice, indices) for name, indices in self.datasets.items()}
+
+
+def write_rows(path: Path, rows: Sequence[Row]) -> None:
+    """Save collected rows, so the gate can be tuned again without running the model."""
+    records = [
+        {
+            "example": r.example.to_dict(),
+            "evidence": asdict(r.evidence),
+            "needed_edit_rate": r.needed_edit_rate,
+        }
+        for r in rows
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8"
+    )
+
+
+def read_rows(path: Path, examples: Sequence[Example]) -> list[Row]:
+    """Rows saved by `write_rows`; they must be of exactly `examples`, in order."""
+    rows = []
+    for where, _, record in read_json_lines(path):
+        try:
+            rows.append(
+                Row(
+                    Example.from_dict(record["example"], where),
+                    Evidence(**record["evidence"]),
+                    float(record["needed_edit_rate"]),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            raise NekoError(f"{where}: not a gate evidence record") from None
+    if [r.example.id for r in rows] != [e.id for e in examples]:
+        raise NekoError(f"{path}: holds the evidence of other examples; delete it to collect it again")
+    return rows
 
 
 def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
