@@ -86,3 +86,20 @@ class Recorder:
     def reset(self) -> None:
         self.calls.clear()
         self.release()
+
+
+def same_answer(answer: dict, expected: dict) -> bool:
+    """Whether two corrections agree; the gate's evidence scores only to float tolerance, since a row's
+    logits move in the last bits with what it was batched with."""
+    import pytest
+
+    plain = {k: v for k, v in answer.items() if k != "evidence"}
+    if plain != {k: v for k, v in expected.items() if k != "evidence"}:
+        return False
+    found, wanted = answer.get("evidence") or {}, expected.get("evidence") or {}
+    numbers = [k for k, v in wanted.items() if isinstance(v, float)]
+    if {k: v for k, v in found.items() if k not in numbers} != {
+        k: v for k, v in wanted.items() if k not in numbers
+    }:
+        return False
+    return [found[k] for k in numbers] == pytest.approx([wanted[k] for k in numbers], rel=1e-4, abs=1e-4)
