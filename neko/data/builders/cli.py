@@ -20,6 +20,7 @@ DEFAULT_COUNTS = {
     "st": {"train": 15000, "dev": 1000, "test": 1500},
     "ocr": {"train": 30000, "dev": 1000, "test": 1500},
     "tec": {"train": 50000, "dev": 1000, "test": 1500},
+    "modern": {"train": 30000, "dev": 1000, "test": 1500},
 }
 
 SplitOption = typer.Option("train", "--split", help="train, dev or test.")
@@ -128,6 +129,33 @@ def tec(
     count, out = _resolve("tec", split, count, out)
     total = run_build(
         out, builder.plan(split, count, seed), builder.work, None, workers, description=f"tec {split}"
+    )
+    typer.echo(f"{out}: {total} examples")
+
+
+@build_app.command()
+def modern(
+    split: str = SplitOption,
+    count: int | None = CountOption,
+    out: Path | None = OutOption,
+    workers: int | None = TecWorkersOption,
+    seed: int = SeedOption,
+) -> None:
+    """Clean English as a strong modern recognizer's 5-best (data/asr/modern-SPLIT.jsonl.gz)."""
+    from neko.data.builders import modern as builder
+    from neko.data.builders.common import run_build
+    from neko.data.builders.lexicon import pronunciation_path
+
+    count, _ = _resolve("modern", split, count, out)
+    out = out or Path("data") / "asr" / f"modern-{split}.jsonl.gz"
+    pronunciation_path()  # pocketsphinx's dictionary: a one-line error before any work
+    total = run_build(
+        out,
+        builder.plan(split, count, seed),
+        builder.work,
+        builder.setup,
+        workers,
+        description=f"modern {split}",
     )
     typer.echo(f"{out}: {total} examples")
 
