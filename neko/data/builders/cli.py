@@ -159,10 +159,6 @@ def build_all(
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from neko.cli import _stderr
+    from neko.cli_support import run_app
 
-    try:
-        build_app()
-    except NekoError as error:
-        _stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise SystemExit(2) from None
+    run_app(build_app)
