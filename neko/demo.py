@@ -28,7 +28,7 @@ def demo_command(
 ) -> None:
     """Correct bundled examples of each task and print them before and after, with error rates."""
     from neko.correct import Corrector
-    from neko.evaluate.metrics import METRIC_LABELS, Scorer
+    from neko.evaluate.metrics import Scorer, get_metric
 
     console = Console()
     corrector = Corrector.from_pretrained(model)
@@ -45,7 +45,7 @@ def demo_command(
         console.print(f"[bold]recognizer[/]  {example.best_hypothesis}", highlight=False)
         console.print(f"[bold]neko[/]        {correction.text}{note}", highlight=False)
         console.print(f"[bold]reference[/]   {example.reference}", highlight=False)
-        console.print(f"{METRIC_LABELS[metric]}: {before:.1f} -> {after:.1f}", highlight=False)
+        console.print(f"{get_metric(metric).label}: {before:.1f} -> {after:.1f}", highlight=False)
         by_task[example.task].append((example, correction.text))
     table = Table(title=f"{corrector.name} on {examples.name}")
     for column in ("task", "examples", "metric", "recognizer 1-best", "neko"):
@@ -55,5 +55,5 @@ def demo_command(
         task_examples = [e for e, _ in pairs]
         before = scorer.score(metric, task_examples, [e.best_hypothesis for e in task_examples])
         after = scorer.score(metric, task_examples, [text for _, text in pairs])
-        table.add_row(task, str(len(pairs)), METRIC_LABELS[metric], f"{before:.2f}", f"{after:.2f}")
+        table.add_row(task, str(len(pairs)), get_metric(metric).label, f"{before:.2f}", f"{after:.2f}")
     console.print(table)
