@@ -33,20 +33,20 @@ import torch
 
 import neko
 from neko.errors import NekoError
-from neko.moe import ExpertAssignment
+from neko.moe import ExpertAssignment, RoutingMode
 from neko.tasks import END_MARKER, PROMPT_STYLES, Task, get_task, register_task, special_tokens
 
 NEKO_JSON = "neko.json"
 FORMAT_VERSION = 1
-MODEL_STRATEGIES = ("task_guided", "moe", "damex", "dense")
+MODEL_STRATEGIES = tuple(RoutingMode)
 FALLBACKS = ("1-best", "rerank")
 """What replaces an output the safety valve rejects: the 1-best, or the hypothesis the model finds
 most likely (`Corrector.rerank`)."""
 DEFAULT_MODEL_DIR = Path(neko.__file__).resolve().parents[1] / "models" / "neko-tiny"
 """Where `neko correct` looks when no `--model` is given: `models/neko-tiny` in the repository."""
 
-ROUTING_STRATEGY = {"task_guided": "task_guided", "damex": "damex", "moe": "top_k"}
-"""neko.json strategy -> `neko.moe.apply_task_guidance` strategy (all route alike in eval mode)."""
+ROUTING_STRATEGY = {mode: mode for mode in RoutingMode if mode is not RoutingMode.DENSE}
+"""neko.json strategy -> `neko.moe.apply_task_guidance` strategy: the same `RoutingMode`."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class ModelInfo:
 
     tasks: list[str]
     assignment: ExpertAssignment | None = None
-    strategy: str = "task_guided"
+    strategy: RoutingMode = RoutingMode.TASK_GUIDED
     prompt_style: str = "compact"
     max_source_tokens: int = 512
     max_new_tokens: int = 128
@@ -67,12 +67,15 @@ class ModelInfo:
     """Per task, one of `FALLBACKS` (tasks left out: the 1-best), e.g. tuned with `neko tune-valve`."""
     custom_tasks: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategy", RoutingMode(self.strategy))
+
     @property
-    def routing_strategy(self) -> str | None:
-        """The `apply_task_guidance` strategy, or None for a dense model."""
+    def routing_strategy(self) -> RoutingMode | None:
+        """The `apply_task_guidance` strategy (all route alike in eval mode), or None for a dense model."""
         if self.assignment is None:
             return None
-        return ROUTING_STRATEGY.get(self.strategy, "top_k")
+        return ROUTING_STRATEGY.get(self.strategy, RoutingMode.MOE)
 
     def to_dict(self) -> dict[str, Any]:
         return {
