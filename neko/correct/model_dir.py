@@ -31,9 +31,9 @@ from typing import Any
 
 import torch
 
-import neko
 from neko.errors import NekoError
 from neko.moe import ExpertAssignment, RoutingMode
+from neko.resources import CHECKOUT, DEFAULT_MODEL, locate
 from neko.tasks import END_MARKER, PROMPT_STYLES, Task, get_task, register_task, special_tokens
 
 NEKO_JSON = "neko.json"
@@ -42,8 +42,9 @@ MODEL_STRATEGIES = tuple(RoutingMode)
 FALLBACKS = ("1-best", "rerank")
 """What replaces an output the safety valve rejects: the 1-best, or the hypothesis the model finds
 most likely (`Corrector.rerank`)."""
-DEFAULT_MODEL_DIR = Path(neko.__file__).resolve().parents[1] / "models" / "neko-tiny"
-"""Where `neko correct` looks when no `--model` is given: `models/neko-tiny` in the repository."""
+DEFAULT_MODEL_DIR = CHECKOUT / DEFAULT_MODEL
+"""Where `neko correct` looks when no `--model` is given and `$NEKO_HOME/models/neko-tiny` is not
+there: `models/neko-tiny` in the checkout (`neko.resources`)."""
 
 ROUTING_STRATEGY = {mode: mode for mode in RoutingMode if mode is not RoutingMode.DENSE}
 """neko.json strategy -> `neko.moe.apply_task_guidance` strategy: the same `RoutingMode`."""
@@ -140,12 +141,12 @@ class ModelInfo:
 def resolve_model_dir(path: str | Path | None) -> Path:
     """`path`, or the default model when None; a one-line error when it is not there."""
     if path is None:
-        if not DEFAULT_MODEL_DIR.is_dir():
-            raise NekoError(
-                f"the default model is not installed ({DEFAULT_MODEL_DIR} is missing); "
-                "train one or pass a model directory with --model DIR (Corrector.from_pretrained(path))"
-            )
-        return DEFAULT_MODEL_DIR
+        return locate(
+            DEFAULT_MODEL,
+            "the default model is not installed",
+            "train one and pass its directory with --model DIR (Corrector.from_pretrained(path))",
+            DEFAULT_MODEL_DIR,
+        )
     path = Path(path)
     if not path.exists():
         raise NekoError(f"{path}: no such model directory")
