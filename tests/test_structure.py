@@ -20,6 +20,14 @@ COMMAND_NAMES = ("cli", "demo", "serve", "server")
 """A module named so, or any module of a package named so, is a command module."""
 BOTTOM = ("neko.moe", "neko.data")
 ABOVE_BOTTOM = ("neko.train", "neko.correct", "neko.evaluate")
+LAYERS = (
+    ("neko.errors", "neko.tasks", "neko.resources", "neko.io", "neko.cli_support"),
+    BOTTOM,
+    ("neko.evaluate", "neko"),
+    ("neko.correct", "neko.train"),
+    ("commands",),
+)
+"""Bottom first (the README's Layout): a part imports only parts of its own layer or layers below."""
 
 
 def module_name(path: Path) -> str:
@@ -179,3 +187,12 @@ def test_no_module_imports_another_modules_private_names():
         if name.startswith("_") and not name.startswith("__")
     ]
     assert offenders == []
+
+
+def test_every_part_imports_only_its_layer_or_below():
+    rank = {part: level for level, parts in enumerate(LAYERS) for part in parts}
+    _, example = package_graph()
+    unplaced = sorted({part for edge in example for part in edge if part not in rank})
+    assert unplaced == [], "add these parts of the package to LAYERS in tests/test_structure.py"
+    upward = [f"{a} -> {b} ({where})" for (a, b), where in example.items() if rank[b] > rank[a]]
+    assert upward == []

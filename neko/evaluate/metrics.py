@@ -280,15 +280,14 @@ class Scorer:
         return get_metric(metric).compute(self, examples, outputs)
 
 
-def _error_rate(name: str, unit: str) -> MetricFunction:
-    """WER or CER on the main reference, after the task's normaliser."""
+def _error_rate(name: str, rate: Callable[..., float]) -> MetricFunction:
+    """`wer` or `cer` above on the main reference, after the task's normaliser."""
 
     def compute(scorer: Scorer, examples: Sequence[Example], outputs: Sequence[str]) -> float:
         task = examples[0].task
         normalizer = scorer.normalizer_for(task)
         scorer.signatures[f"{name}:{task}"] = f"jiwer:{_version('jiwer')}|normalizer:{normalizer}|ref:main"
-        norm = get_normalizer(normalizer)
-        return _rate([norm(e.reference) for e in examples], [norm(o) for o in outputs], unit)
+        return rate([e.reference for e in examples], outputs, normalizer=normalizer)
 
     return compute
 
@@ -325,10 +324,10 @@ def _errant(scorer: Scorer, examples: Sequence[Example], outputs: Sequence[str])
 
 BUILTIN_METRICS = (
     Metric(
-        "wer", "WER", True, _error_rate("wer", "word"),
+        "wer", "WER", True, _error_rate("wer", wer),
         normalizer=SPEECH_NORMALIZER, compositional_oracle=True,
     ),
-    Metric("cer", "CER", True, _error_rate("cer", "char"), also=("wer",), oracle_unit="char"),
+    Metric("cer", "CER", True, _error_rate("cer", cer), also=("wer",), oracle_unit="char"),
     Metric("bleu", "BLEU", False, _sacrebleu("bleu", bleu), also=("chrf",), oracle_references="all"),
     Metric("chrf", "chrF", False, _sacrebleu("chrf", chrf), oracle_references="all"),
     Metric("gleu", "GLEU", False, _gleu, also=("errant_f05",), oracle_references="all"),
