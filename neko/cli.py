@@ -1,23 +1,19 @@
 """The `neko` command. Each sub-command lives beside the code it drives; this file only wires them.
 
-User mistakes raise `NekoError`; `main` prints its one line and exits with status 2.
+User mistakes raise `NekoError`; `main` prints its one line and exits with status 2 (`run_app`).
 """
 
 from __future__ import annotations
 
-import sys
-
 import typer
-from rich.console import Console
 
-from neko.errors import NekoError
+from neko.cli_support import run_app
 
 app = typer.Typer(
     help="Correct the mistakes of recognizers with task-guided MoE language models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-_stderr = Console(stderr=True)
 
 
 def _register_commands() -> None:
@@ -39,11 +35,7 @@ def _register_commands() -> None:
 
 def main() -> None:
     _register_commands()
-    try:
-        app()
-    except NekoError as error:
-        _stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """`neko demo`: the default model on bundled real examples of each task, before and after.
 
-The examples in `examples/demo.jsonl` come from the test splits of the committed corpus (real
-recognizer output of pocketsphinx, tesseract, pocketsphinx + apertium, and JFLEG learner text).
+The examples in `examples/demo.jsonl` (found as `neko.resources` says) come from the test splits of
+the committed corpus (real recognizer output of pocketsphinx, tesseract, pocketsphinx + apertium, and
+JFLEG learner text).
 """
 
 from __future__ import annotations
@@ -16,20 +17,27 @@ from rich.table import Table
 
 from neko.data.formats import read_examples
 from neko.data.schema import Example
-
-DEMO_EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "demo.jsonl"
+from neko.resources import DEMO_EXAMPLES, HOME_VARIABLE, locate
 
 
 def demo_command(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model directory (default: neko-tiny).")
     ] = None,
-    examples: Annotated[Path, typer.Option("--examples", help="Examples with references.")] = DEMO_EXAMPLES,
+    examples: Annotated[
+        Path | None,
+        typer.Option(
+            "--examples",
+            help=f"Examples with references (default: {DEMO_EXAMPLES} in ${HOME_VARIABLE} or the checkout).",
+        ),
+    ] = None,
 ) -> None:
     """Correct bundled examples of each task and print them before and after, with error rates."""
     from neko.correct import Corrector
-    from neko.evaluate.metrics import METRIC_LABELS, Scorer
+    from neko.evaluate.metrics import Scorer, get_metric
 
+    if examples is None:
+        examples = locate(DEMO_EXAMPLES, "the demo examples are not installed", "pass a file with --examples")
     console = Console()
     corrector = Corrector.from_pretrained(model)
     items = read_examples(examples)
@@ -45,7 +53,7 @@ def demo_command(
         console.print(f"[bold]recognizer[/]  {example.best_hypothesis}", highlight=False)
         console.print(f"[bold]neko[/]        {correction.text}{note}", highlight=False)
         console.print(f"[bold]reference[/]   {example.reference}", highlight=False)
-        console.print(f"{METRIC_LABELS[metric]}: {before:.1f} -> {after:.1f}", highlight=False)
+        console.print(f"{get_metric(metric).label}: {before:.1f} -> {after:.1f}", highlight=False)
         by_task[example.task].append((example, correction.text))
     table = Table(title=f"{corrector.name} on {examples.name}")
     for column in ("task", "examples", "metric", "recognizer 1-best", "neko"):
@@ -55,5 +63,5 @@ def demo_command(
         task_examples = [e for e, _ in pairs]
         before = scorer.score(metric, task_examples, [e.best_hypothesis for e in task_examples])
         after = scorer.score(metric, task_examples, [text for _, text in pairs])
-        table.add_row(task, str(len(pairs)), METRIC_LABELS[metric], f"{before:.2f}", f"{after:.2f}")
+        table.add_row(task, str(len(pairs)), get_metric(metric).label, f"{before:.2f}", f"{after:.2f}")
     console.print(table)

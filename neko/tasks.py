@@ -3,7 +3,9 @@
 A task is data, not code: a name, the metric it is judged by, and two prompt styles. The built-in
 tasks are `asr`, `st`, `ocr` and `tec`; `register_task` adds a user's own (for example from the
 `tasks:` section of a training config), after which every part of neko (routing, training,
-correction, evaluation) accepts it by name.
+correction, evaluation) accepts it by name. The metric a task names (`Task.metric`) decides how the
+task is scored: direction, normaliser, references and oracles (`neko.evaluate.metrics.Metric`); a
+task with a metric of its own works once `neko.evaluate.metrics.register_metric` knows it.
 
 Prompt styles:
 - `compact`: special tokens and nothing else. Models trained from scratch here pay for every token
@@ -32,8 +34,10 @@ END_MARKER = "<|end|>"
 class Task:
     """One correction task.
 
-    `metric` is the headline metric of the task (`wer`, `cer`, `bleu`, `gleu`); evaluation reports
-    it first. `description` fills the instruction prompt: "the N-best hypotheses of {description}".
+    `metric` is the headline metric of the task (`wer`, `cer`, `bleu`, `gleu`, or one registered with
+    `neko.evaluate.metrics.register_metric`); evaluation reports it first. `language` is the language
+    of the outputs (`es` for translation into Spanish). `description` fills the instruction prompt:
+    "the N-best hypotheses of {description}".
     """
 
     name: str

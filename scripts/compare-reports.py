@@ -3,21 +3,23 @@
     .venv/bin/python scripts/compare-reports.py reports/ablation-dense reports/ablation-moe ...
 
 Rows: each report's corrected output and its rerank baseline (named by the report's path), plus the
-1-best and N-best oracle of the first report. Columns: task x dataset group (`(all)` by default).
+1-best and N-best oracle of the first report. Columns: task x dataset group (`(all)` by default). The
+headline metric of a task is the one its definition names (`neko.tasks.Task.metric`).
 """
 
 import argparse
 import json
 from pathlib import Path
 
-HEADLINE = {"asr": "wer", "st": "bleu", "ocr": "cer", "tec": "gleu"}
+from neko.evaluate.metrics import get_metric
+from neko.tasks import get_task
 
 
 def cells(report: dict, system: str, datasets: set[str] | None) -> dict[tuple[str, str], float]:
     out = {}
     for row in report["results"]:
         keep = row["dataset"] == "(all)" if datasets is None else row["dataset"] in datasets
-        metric = HEADLINE.get(row["task"])
+        metric = get_task(row["task"]).metric
         if keep and metric in row["metrics"]:
             score = row["metrics"][metric]["scores"].get(system)
             if score is not None:
@@ -39,7 +41,7 @@ def main() -> None:
         rows[f"{name} (rerank)"] = cells(report, "rerank", datasets)
     rows["N-best oracle"] = cells(first, "oracle", datasets)
     columns = sorted({key for values in rows.values() for key in values})
-    header = [f"{task} {HEADLINE[task].upper()} ({dataset})" for task, dataset in columns]
+    header = [f"{task} {get_metric(get_task(task).metric).label} ({dataset})" for task, dataset in columns]
     print("| system | " + " | ".join(header) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for name, values in rows.items():

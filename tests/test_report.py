@@ -26,10 +26,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from neko.data.cli import stats_command
 from neko.data.jsonl import read_jsonl, write_jsonl
-from neko.data.stats import describe, print_stats, stats_command
 from neko.errors import NekoError
 from neko.evaluate.cli import eval_command, read_predictions
+from neko.evaluate.data_stats import describe, print_stats
 from neko.evaluate.heatmap import expert_fractions, validate_routing_stats
 from neko.evaluate.report import evaluate, render_markdown, write_report
 

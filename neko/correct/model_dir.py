@@ -32,20 +32,21 @@ from typing import Any
 
 import torch
 
-import neko
 from neko.correct.gate import GateRule
 from neko.errors import NekoError
-from neko.moe import ExpertAssignment
+from neko.moe import ExpertAssignment, RoutingMode
+from neko.resources import CHECKOUT, DEFAULT_MODEL, locate
 from neko.tasks import END_MARKER, PROMPT_STYLES, Task, get_task, register_task, special_tokens
 
 NEKO_JSON = "neko.json"
 FORMAT_VERSION = 1
-MODEL_STRATEGIES = ("task_guided", "moe", "damex", "dense")
-DEFAULT_MODEL_DIR = Path(neko.__file__).resolve().parents[1] / "models" / "neko-tiny"
-"""Where `neko correct` looks when no `--model` is given: `models/neko-tiny` in the repository."""
+MODEL_STRATEGIES = tuple(RoutingMode)
+DEFAULT_MODEL_DIR = CHECKOUT / DEFAULT_MODEL
+"""Where `neko correct` looks when no `--model` is given and `$NEKO_HOME/models/neko-tiny` is not
+there: `models/neko-tiny` in the checkout (`neko.resources`)."""
 
-ROUTING_STRATEGY = {"task_guided": "task_guided", "damex": "damex", "moe": "top_k"}
-"""neko.json strategy -> `neko.moe.apply_task_guidance` strategy (all route alike in eval mode)."""
+ROUTING_STRATEGY = {mode: mode for mode in RoutingMode if mode is not RoutingMode.DENSE}
+"""neko.json strategy -> `neko.moe.apply_task_guidance` strategy: the same `RoutingMode`."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class ModelInfo:
 
     tasks: list[str]
     assignment: ExpertAssignment | None = None
-    strategy: str = "task_guided"
+    strategy: RoutingMode = RoutingMode.TASK_GUIDED
     prompt_style: str = "compact"
     max_source_tokens: int = 512
     max_new_tokens: int = 128
@@ -67,12 +68,15 @@ class ModelInfo:
     `neko tune-gate`; a task left out keeps its 1-best."""
     custom_tasks: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategy", RoutingMode(self.strategy))
+
     @property
-    def routing_strategy(self) -> str | None:
-        """The `apply_task_guidance` strategy, or None for a dense model."""
+    def routing_strategy(self) -> RoutingMode | None:
+        """The `apply_task_guidance` strategy (all route alike in eval mode), or None for a dense model."""
         if self.assignment is None:
             return None
-        return ROUTING_STRATEGY.get(self.strategy, "top_k")
+        return ROUTING_STRATEGY.get(self.strategy, RoutingMode.MOE)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,12 +141,12 @@ class ModelInfo:
 def resolve_model_dir(path: str | Path | None) -> Path:
     """`path`, or the default model when None; a one-line error when it is not there."""
     if path is None:
-        if not DEFAULT_MODEL_DIR.is_dir():
-            raise NekoError(
-                f"the default model is not installed ({DEFAULT_MODEL_DIR} is missing); "
-                "train one or pass a model directory with --model DIR (Corrector.from_pretrained(path))"
-            )
-        return DEFAULT_MODEL_DIR
+        return locate(
+            DEFAULT_MODEL,
+            "the default model is not installed",
+            "train one and pass its directory with --model DIR (Corrector.from_pretrained(path))",
+            DEFAULT_MODEL_DIR,
+        )
     path = Path(path)
     if not path.exists():
         raise NekoError(f"{path}: no such model directory")

@@ -36,7 +36,7 @@ from neko.correct.safety import SafetyValve
 from neko.data.jsonl import read_json_lines
 from neko.data.schema import Example
 from neko.errors import NekoError
-from neko.evaluate.metrics import LOWER_IS_BETTER, Scorer, edit_counts
+from neko.evaluate.metrics import Scorer, edit_counts, get_metric
 
 EDIT_RATES: tuple[float | None, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, None)
 """The safety valve's `max_edit_rate` values tried; None is no limit."""
@@ -46,6 +46,8 @@ FAMILIARITY_QUANTILES: tuple[float | None, ...] = (0.5, 0.25, 0.1, 0.05, 0.01, N
 MIN_DATASET = 20
 KEEP_GAIN = 0.9
 CHOICES = ("1-best", "rerank", "model")
+EDIT_RATE_METRICS = {"wer": "word", "cer": "char"}
+"""Metrics that are sums of per-example edits: replayed from counts, not rescored."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class _Replay:
 
     def __init__(self, task: str, rows: list[Row], scorer: Scorer) -> None:
         self.metric = scorer.headline(task)
-        self.sign = 1.0 if self.metric in LOWER_IS_BETTER else -1.0
+        self.sign = 1.0 if get_metric(self.metric).lower_is_better else -1.0
         self.rows = rows
         self.scorer = scorer
         names = sorted({domain(row.example) for row in rows})
@@ -132,12 +134,12 @@ class _Replay:
             name: np.array([i for i, row in enumerate(rows) if domain(row.example) == name]) for name in names
         }
         self.texts = [[r.evidence.best, r.evidence.pick, r.evidence.output] for r in rows]
-        self.edits = self._edit_table() if self.metric in LOWER_IS_BETTER else None
+        self.edits = self._edit_table() if self.metric in EDIT_RATE_METRICS else None
         self.cache: dict[tuple[str, bytes], float] = {}
 
     def _edit_table(self) -> tuple[np.ndarray, np.ndarray]:
         normalize = self.scorer.normalize_fn(self.rows[0].example.task)
-        unit = "word" if self.metric == "wer" else "char"
+        unit = EDIT_RATE_METRICS[self.metric]
         references = [normalize(row.example.reference or "") for row in self.rows]
         columns = [
             edit_counts(references, [normalize(texts[k]) for texts in self.texts], unit) for k in range(3)

@@ -1,4 +1,4 @@
-"""`neko data ...`: build, validate, convert and describe correction data."""
+"""`neko data ...`: build, validate, convert and describe correction data (`neko.evaluate.data_stats`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import typer
 
 from neko.data.builders.cli import build_app
 from neko.data.formats import FORMATS, STDIN, read_examples, write_examples
-from neko.data.stats import stats_command
+from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.text import text_command
+from neko.evaluate.data_stats import StatsRow, describe, print_stats
 
 data_app = typer.Typer(no_args_is_help=True)
 data_app.add_typer(build_app, name="build", help="Make correction data with real recognizers.")
-data_app.command("stats")(stats_command)
 data_app.command("text")(text_command)
 
 _FORMAT_HELP = f"one of {', '.join(FORMATS)}; detected from the file name and content when left out"
@@ -54,3 +54,24 @@ def convert(
     count = write_examples(target, examples, format=to_format)
     if target != STDIN:
         typer.echo(f"wrote {count} examples to {target}", err=True)
+
+
+@data_app.command("stats")
+def stats_command(
+    file: Annotated[Path, typer.Argument(help="A data file (any format neko reads).")],
+    normalizer: Annotated[
+        str, typer.Option("--normalizer", help="Text normaliser for WER tasks: basic, whisper or none.")
+    ] = "basic",
+    format: Annotated[
+        str | None, typer.Option("--format", help="Format of FILE (default: detected).")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Task of the examples when the format records none.")
+    ] = None,
+    group_by: Annotated[str, typer.Option("--group-by", help=GROUP_BY_HELP)] = "dataset",
+) -> list[StatsRow]:
+    """Describe a data file: examples, hypotheses per example, 1-best and N-best oracle error rates."""
+    examples = group_examples(list(read_examples(file, format=format, task=task)), group_by)
+    rows = describe(examples, normalizer=normalizer)
+    print_stats(rows)
+    return rows

@@ -15,8 +15,11 @@ from collections.abc import Iterable, Mapping
 
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.tasks import get_task
 
 SPLITS = ("train", "dev", "test")
+SOURCE_LANGUAGE = "en"
+"""The language of the sentences every corpus is made from, and so of the split keys."""
 # Per-mille shares of dev and test; the rest is train.
 DEV_PER_MILLE = 50
 TEST_PER_MILLE = 50
@@ -49,11 +52,12 @@ def check_split_name(split: str) -> str:
 
 
 def source_text(example: Example) -> str | None:
-    """The English sentence an example was made from (the reference, or the ST source)."""
+    """The English sentence an example was made from: its recorded source, or the reference of a task
+    whose outputs are English (a translation's reference is not the source sentence)."""
     english = example.metadata.get("source_text")
     if isinstance(english, str):
         return english
-    if example.task == "st":
+    if get_task(example.task).language != SOURCE_LANGUAGE:
         return None
     return example.reference
 

@@ -10,13 +10,18 @@
 - ERRANT F0.5: `neko.evaluate.errant_score`, when installed; otherwise the column is left out and a
   note says why.
 
-Every value is on a 0-100 scale (WER 12.5 means 12.5%). Which metrics a task reports follows from its
-headline metric (`Task.metric`): `TASK_METRICS`.
+Every value is on a 0-100 scale (WER 12.5 means 12.5%). Metrics are registered by name (`Metric`,
+`register_metric`, as fairseq registers its scorers); a task names its headline metric
+(`Task.metric`), and that metric says how the task is scored: which metrics are reported with it,
+which normaliser, which references the N-best oracle uses, and whether the compositional oracle is
+reported. Everything that scores asks the `Scorer`, which asks the task's metric, so a task with a
+new metric needs no change anywhere else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 import jiwer
@@ -25,20 +30,89 @@ from sacrebleu.metrics import BLEU, CHRF
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate import gleu as gleu_module
-from neko.evaluate.normalize import get_normalizer
+from neko.evaluate.normalize import NORMALIZERS, get_normalizer
 from neko.tasks import get_task
 
-# Headline metric -> the metrics reported for a task, the headline first.
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "wer": ("wer",),
-    "cer": ("cer", "wer"),
-    "bleu": ("bleu", "chrf"),
-    "gleu": ("gleu", "errant_f05"),
-}
-LOWER_IS_BETTER = frozenset({"wer", "cer"})
-METRIC_LABELS = {
-    "wer": "WER", "cer": "CER", "bleu": "BLEU", "chrf": "chrF", "gleu": "GLEU", "errant_f05": "ERRANT F0.5",
-}  # fmt: skip
+SPEECH_NORMALIZER = "speech"
+"""`Metric.normalizer` of metrics that head speech tasks: the normaliser the evaluation chose
+(`neko eval --normalizer`, `basic` by default) rather than a fixed one."""
+ORACLE_UNITS = ("word", "char")
+ORACLE_REFERENCES = ("main", "all")
+
+MetricFunction = Callable[["Scorer", Sequence[Example], Sequence[str]], float]
+"""(scorer, examples of one task with references, one output each) -> corpus value on 0-100; it may
+record how it was computed in `scorer.signatures`."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A corpus metric, and how a task whose headline it is gets scored.
+
+    `also`: metrics reported after it on such a task. `normalizer`: applied to references and outputs
+    of the error rates of such a task (a name of `neko.evaluate.normalize.NORMALIZERS`, or
+    `SPEECH_NORMALIZER`). The N-best oracle of such a task picks the hypothesis with the fewest
+    `oracle_unit` edits against the main reference, or against the closest of `all` references.
+    `compositional_oracle`: also report HyPoradise's o_cp (a WER bound, for speech tasks).
+    `available`: whether the metric can run here (None: always); an unavailable one is left out.
+    """
+
+    name: str
+    label: str
+    lower_is_better: bool
+    compute: MetricFunction
+    also: tuple[str, ...] = ()
+    normalizer: str = "none"
+    oracle_unit: str = "word"
+    oracle_references: str = "main"
+    compositional_oracle: bool = False
+    available: Callable[[Scorer], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if self.normalizer not in (*NORMALIZERS, SPEECH_NORMALIZER):
+            raise NekoError(f"metric {self.name!r}: unknown normaliser {self.normalizer!r}")
+        if self.oracle_unit not in ORACLE_UNITS:
+            raise NekoError(f"metric {self.name!r}: oracle_unit must be one of {', '.join(ORACLE_UNITS)}")
+        if self.oracle_references not in ORACLE_REFERENCES:
+            raise NekoError(
+                f"metric {self.name!r}: oracle_references must be one of {', '.join(ORACLE_REFERENCES)}"
+            )
+
+    @property
+    def direction(self) -> str:
+        return "lower" if self.lower_is_better else "higher"
+
+    @property
+    def arrow_label(self) -> str:
+        """The label with its direction, as tables show it: "WER ↓"."""
+        return f"{self.label} {'↓' if self.lower_is_better else '↑'}"
+
+
+_METRICS: dict[str, Metric] = {}
+LOWER_IS_BETTER: set[str] = set()
+"""Names of the registered metrics where lower is better; kept in step by `register_metric`."""
+METRIC_LABELS: dict[str, str] = {}
+"""Display label of each registered metric; kept in step by `register_metric`."""
+
+
+def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
+    """Make a metric known by name, for tasks to name as their headline (`Task.metric`)."""
+    if metric.name in _METRICS and not replace and _METRICS[metric.name] != metric:
+        raise NekoError(f"metric {metric.name!r} is already registered with a different definition")
+    _METRICS[metric.name] = metric
+    METRIC_LABELS[metric.name] = metric.label
+    if metric.lower_is_better:
+        LOWER_IS_BETTER.add(metric.name)
+    else:
+        LOWER_IS_BETTER.discard(metric.name)
+    return metric
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric called `name`, or a one-line error listing the known ones."""
+    try:
+        return _METRICS[name]
+    except KeyError:
+        raise NekoError(f"unknown metric {name!r}; known: {', '.join(_METRICS)}") from None
 
 
 def _version(package: str) -> str:
@@ -133,7 +207,8 @@ def relative_reduction(baseline: float, value: float) -> float | None:
 class Scorer:
     """Scores outputs of examples with the metrics of their task; keeps signatures and notes.
 
-    `normalizer` applies to the tasks scored by WER; `errant=False` skips ERRANT even if installed.
+    `normalizer` applies to the tasks whose metric asks for `SPEECH_NORMALIZER`; `errant=False`
+    skips ERRANT even if installed.
     """
 
     def __init__(
@@ -148,27 +223,33 @@ class Scorer:
         self._errant_extractor = None
         self._errant_checked = False
 
-    # -- which metrics, which normaliser ---------------------------------------------------------
+    # -- what the task asks for ----------------------------------------------------------------------
     def headline(self, task: str) -> str:
-        metric = get_task(task).metric
-        if metric not in TASK_METRICS:
-            raise NekoError(f"task {task!r}: unknown metric {metric!r}; known: {', '.join(TASK_METRICS)}")
-        return metric
+        """The name of the task's headline metric (`Task.metric`), checked to be registered."""
+        name = get_task(task).metric
+        if name not in _METRICS:
+            raise NekoError(f"task {task!r}: unknown metric {name!r}; known: {', '.join(_METRICS)}")
+        return name
+
+    def task_metric(self, task: str) -> Metric:
+        """The task's headline `Metric`: how the task is scored."""
+        return _METRICS[self.headline(task)]
 
     def metrics_for(self, task: str) -> list[str]:
-        """The metrics reported for `task`, headline first; ERRANT only when it can run."""
-        metrics = list(TASK_METRICS[self.headline(task)])
-        if "errant_f05" in metrics and self._extractor() is None:
-            metrics.remove("errant_f05")
-        return metrics
+        """The metrics reported for `task`, headline first; those that cannot run here left out."""
+        headline = self.task_metric(task)
+        metrics = [headline, *(get_metric(name) for name in headline.also)]
+        return [m.name for m in metrics if m.available is None or m.available(self)]
 
     def normalizer_for(self, task: str) -> str:
-        return self.normalizer if self.headline(task) == "wer" else "none"
+        normalizer = self.task_metric(task).normalizer
+        return self.normalizer if normalizer == SPEECH_NORMALIZER else normalizer
 
     def normalize_fn(self, task: str) -> Callable[[str], str]:
         return get_normalizer(self.normalizer_for(task))
 
-    def _extractor(self):
+    def errant_extractor(self):
+        """ERRANT's edit extractor, loaded once; None (with a note) when ERRANT cannot run here."""
         if not self._errant_checked:
             self._errant_checked = True
             if self._errant_wanted:
@@ -196,33 +277,65 @@ class Scorer:
         for example in examples:
             if example.reference is None:
                 raise NekoError(f"example {example.id!r} has no reference; it cannot be scored")
-        task = examples[0].task
-        if metric in ("wer", "cer"):
-            normalizer = self.normalizer_for(task)
-            self.signatures[f"{metric}:{task}"] = (
-                f"jiwer:{_version('jiwer')}|normalizer:{normalizer}|ref:main"
-            )
-            scorer = wer if metric == "wer" else cer
-            return scorer([e.reference for e in examples], outputs, normalizer=normalizer)
-        references = [e.references for e in examples]
-        if metric in ("bleu", "chrf"):
-            value, signature = (bleu if metric == "bleu" else chrf)(outputs, references)
-            self.signatures[metric] = signature
-            return value
-        if metric == "gleu":
-            self.signatures["gleu"] = (
-                f"gleu:jfleg-2016|order:4|iterations:{self.gleu_iterations}|seed:101j|tok:split|src:1-best"
-            )
-            result = gleu_module.corpus_gleu(
-                [e.best_hypothesis for e in examples], outputs, references, self.gleu_iterations
-            )
-            return 100.0 * result.score
-        if metric == "errant_f05":
-            from neko.evaluate.errant_score import errant_f05
+        return get_metric(metric).compute(self, examples, outputs)
 
-            extractor = self._extractor()
-            if extractor is None:
-                raise NekoError("ERRANT is not available here")
-            sources = [e.best_hypothesis for e in examples]
-            return 100.0 * errant_f05(sources, outputs, references, extractor).f05
-        raise NekoError(f"unknown metric {metric!r}")
+
+def _error_rate(name: str, rate: Callable[..., float]) -> MetricFunction:
+    """`wer` or `cer` above on the main reference, after the task's normaliser."""
+
+    def compute(scorer: Scorer, examples: Sequence[Example], outputs: Sequence[str]) -> float:
+        task = examples[0].task
+        normalizer = scorer.normalizer_for(task)
+        scorer.signatures[f"{name}:{task}"] = f"jiwer:{_version('jiwer')}|normalizer:{normalizer}|ref:main"
+        return rate([e.reference for e in examples], outputs, normalizer=normalizer)
+
+    return compute
+
+
+def _sacrebleu(name: str, function: Callable) -> MetricFunction:
+    """A sacrebleu metric (`bleu` or `chrf` above) against all references."""
+
+    def compute(scorer: Scorer, examples: Sequence[Example], outputs: Sequence[str]) -> float:
+        value, signature = function(outputs, [e.references for e in examples])
+        scorer.signatures[name] = signature
+        return value
+
+    return compute
+
+
+def _gleu(scorer: Scorer, examples: Sequence[Example], outputs: Sequence[str]) -> float:
+    scorer.signatures["gleu"] = (
+        f"gleu:jfleg-2016|order:4|iterations:{scorer.gleu_iterations}|seed:101j|tok:split|src:1-best"
+    )
+    sources = [e.best_hypothesis for e in examples]
+    references = [e.references for e in examples]
+    return 100.0 * gleu_module.corpus_gleu(sources, outputs, references, scorer.gleu_iterations).score
+
+
+def _errant(scorer: Scorer, examples: Sequence[Example], outputs: Sequence[str]) -> float:
+    from neko.evaluate.errant_score import errant_f05
+
+    extractor = scorer.errant_extractor()
+    if extractor is None:
+        raise NekoError("ERRANT is not available here")
+    sources = [e.best_hypothesis for e in examples]
+    return 100.0 * errant_f05(sources, outputs, [e.references for e in examples], extractor).f05
+
+
+BUILTIN_METRICS = (
+    Metric(
+        "wer", "WER", True, _error_rate("wer", wer),
+        normalizer=SPEECH_NORMALIZER, compositional_oracle=True,
+    ),
+    Metric("cer", "CER", True, _error_rate("cer", cer), also=("wer",), oracle_unit="char"),
+    Metric("bleu", "BLEU", False, _sacrebleu("bleu", bleu), also=("chrf",), oracle_references="all"),
+    Metric("chrf", "chrF", False, _sacrebleu("chrf", chrf), oracle_references="all"),
+    Metric("gleu", "GLEU", False, _gleu, also=("errant_f05",), oracle_references="all"),
+    Metric(
+        "errant_f05", "ERRANT F0.5", False, _errant, oracle_references="all",
+        available=lambda scorer: scorer.errant_extractor() is not None,
+    ),
+)  # fmt: skip
+
+for _builtin in BUILTIN_METRICS:
+    register_metric(_builtin)

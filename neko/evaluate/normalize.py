@@ -1,7 +1,8 @@
 """Text normalisers applied to references and outputs alike before word or character error rates.
 
 - `basic` (the default for speech, `asr`): Unicode NFKC; lower case; numbers written with digits are
-  spelled out in words, because speech recognizers (pocketsphinx among them) write what is said:
+  spelled out in words (`num2words`, less its British "and"), because speech recognizers
+  (pocketsphinx among them) write what is said:
   "3" -> "three", "1,250" -> "one thousand two hundred fifty", "2.5" -> "two point five",
   "21st" -> "twenty first", "50%" -> "fifty percent", "$2.50" -> "two dollars fifty cents",
   "&" -> "and" (a year such as 1990 becomes
@@ -23,65 +24,43 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
+
+from num2words import num2words
 
 from neko.errors import NekoError
 
 NORMALIZERS = ("basic", "whisper", "none")
-
-_ONES = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
-]  # fmt: skip
-_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
-_ORDINAL_WORDS = {
-    "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-    "nine": "ninth", "twelve": "twelfth",
-}  # fmt: skip
+MAX_SPELLED_DIGITS = 15
+"""Longer digit strings (phone or card numbers) are read digit by digit."""
 
 
+@lru_cache(maxsize=4096)
 def spell_integer(number: int) -> str:
-    """English words of a non-negative integer, without "and": 1250 -> "one thousand two hundred fifty"."""
-    if number < 0:
-        return "minus " + spell_integer(-number)
-    if number < 20:
-        return _ONES[number]
-    if number < 100:
-        tens, ones = divmod(number, 10)
-        return _TENS[tens] + ("" if ones == 0 else " " + _ONES[ones])
-    if number < 1000:
-        hundreds, rest = divmod(number, 100)
-        return _ONES[hundreds] + " hundred" + ("" if rest == 0 else " " + spell_integer(rest))
-    for scale, name in _SCALES:
-        if number >= scale:
-            high, rest = divmod(number, scale)
-            return spell_integer(high) + " " + name + ("" if rest == 0 else " " + spell_integer(rest))
-    raise AssertionError("unreachable")
+    """English words of an integer, without "and", commas or hyphens (as a recognizer writes them):
+    1250 -> "one thousand two hundred fifty", -5 -> "minus five"."""
+    return _as_spoken(num2words(number))
 
 
+@lru_cache(maxsize=4096)
 def spell_ordinal(number: int) -> str:
     """21 -> "twenty first", 12 -> "twelfth", 40 -> "fortieth"."""
-    words = spell_integer(number).split()
-    last = words[-1]
-    if last in _ORDINAL_WORDS:
-        words[-1] = _ORDINAL_WORDS[last]
-    elif last.endswith("y"):
-        words[-1] = last[:-1] + "ieth"
-    else:
-        words[-1] = last + "th"
-    return " ".join(words)
+    return _as_spoken(num2words(number, to="ordinal"))
+
+
+def _as_spoken(words: str) -> str:
+    """num2words' British "one hundred and twenty-one," as "one hundred twenty one"."""
+    return " ".join(word for word in words.replace("-", " ").replace(",", " ").split() if word != "and")
 
 
 def _spell_digits(digits: str) -> str:
-    return " ".join(_ONES[int(d)] for d in digits)
+    return " ".join(spell_integer(int(digit)) for digit in digits)
 
 
 def _spell_number(match: re.Match[str]) -> str:
     whole = match.group("whole").replace(",", "")
     fraction = match.group("fraction")
-    # Very long digit strings (phone or card numbers) are read digit by digit.
-    words = spell_integer(int(whole)) if len(whole) <= 15 else _spell_digits(whole)
+    words = spell_integer(int(whole)) if len(whole) <= MAX_SPELLED_DIGITS else _spell_digits(whole)
     if fraction:
         words += " point " + _spell_digits(fraction)
     return f" {words} "
@@ -95,7 +74,7 @@ def _spell_money(match: re.Match[str]) -> str:
 
 
 _MONEY = re.compile(r"\$\s?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<cents>\d\d))?\b")
-_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
+_ORDINAL = re.compile(rf"\b(\d{{1,{MAX_SPELLED_DIGITS}}})(?:st|nd|rd|th)\b")
 _NUMBER = re.compile(r"(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<fraction>\d+))?")
 _APOSTROPHES = re.compile(r"[‘’ʼ`´]")
 _KEEP_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")

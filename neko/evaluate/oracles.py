@@ -6,10 +6,10 @@ results:
 
 - `o_nb`, the N-best oracle: "the WER of the best candidate in the N-best hypotheses list", the upper
   bound of any re-ranking method. Here: per example, the hypothesis with the fewest errors against the
-  reference; the corpus score of those choices. Errors are word edits (character edits for tasks
-  scored by CER), counted after the task's normaliser, against the main reference for WER/CER tasks
-  and against the closest reference for multi-reference tasks (BLEU, GLEU: an edit-distance oracle,
-  not a BLEU-maximising one). Ties go to the earlier (better-ranked) hypothesis.
+  reference; the corpus score of those choices. Errors are the edits the task's metric names
+  (`Metric.oracle_unit`: words, or characters for CER), counted after the task's normaliser, against
+  the main reference or, for multi-reference metrics (BLEU, GLEU), the closest reference (an
+  edit-distance oracle, not a BLEU-maximising one). Ties go to the earlier (better-ranked) hypothesis.
 - `o_cp`, the compositional oracle: "the achievable WER using all tokens in the N-best hypotheses
   list", the upper bound of a corrector that only recombines words it was shown. The paper gives no
   algorithm; neko computes the bound that definition implies for an output built from words occurring
@@ -17,7 +17,8 @@ results:
   hypothesis costs nothing, every other reference word costs exactly one error (a substitution, or a
   deletion: no output built from the list can match it), and no insertion is needed. So
   o_cp = (reference words absent from all hypotheses) / (reference words), corpus-level, after the
-  task's normaliser. It is never above o_nb. Reported for tasks scored by WER.
+  task's normaliser. It is never above o_nb. Reported, as a WER, for tasks whose metric asks for it
+  (`Metric.compositional_oracle`: WER).
 """
 
 from __future__ import annotations
@@ -69,11 +70,16 @@ def task_oracle_outputs(examples: Sequence[Example], scorer: Scorer) -> dict[str
         by_task.setdefault(example.task, []).append(example)
     chosen: dict[str, str] = {}
     for task, group in by_task.items():
-        headline = scorer.headline(task)
-        unit = "char" if headline == "cer" else "word"
-        multi = headline not in ("wer", "cer")
-        chosen.update(nbest_oracle_outputs(group, scorer.normalize_fn(task), unit, all_references=multi))
+        metric = scorer.task_metric(task)
+        multi = metric.oracle_references == "all"
+        chosen.update(
+            nbest_oracle_outputs(group, scorer.normalize_fn(task), metric.oracle_unit, all_references=multi)
+        )
     return chosen
+
+
+COMPOSITIONAL_METRIC = "wer"
+"""The metric o_cp is a value of: a word error rate."""
 
 
 def compositional_oracle_counts(example: Example, normalize: Callable[[str], str]) -> tuple[int, int]:

@@ -7,7 +7,8 @@ dataset `(all)`). Two systems are computed from the examples themselves and alwa
 - `1-best`: the recognizer's best hypothesis, uncorrected: the baseline of every relative change;
 - `oracle`: the N-best oracle o_nb (see `neko.evaluate.oracles`);
 
-and for tasks scored by WER one more column, `o_cp`, the compositional oracle. Callers add their own,
+and for tasks whose metric asks for it (speech, scored by WER) one more column, `o_cp`, the
+compositional oracle. Callers add their own,
 e.g. `{"corrected": ..., "rerank": ...}`. Scoring is separate from reading files (`neko.evaluate.cli`).
 """
 
@@ -24,8 +25,8 @@ from rich.table import Table
 
 from neko.data.schema import Example
 from neko.errors import NekoError
-from neko.evaluate.metrics import LOWER_IS_BETTER, METRIC_LABELS, Scorer, relative_change
-from neko.evaluate.oracles import compositional_oracle_wer, task_oracle_outputs
+from neko.evaluate.metrics import Scorer, get_metric, relative_change
+from neko.evaluate.oracles import COMPOSITIONAL_METRIC, compositional_oracle_wer, task_oracle_outputs
 
 BASELINE = "1-best"
 ORACLE = "oracle"
@@ -85,7 +86,7 @@ class Report:
             metrics = {}
             for metric, values in row.scores.items():
                 metrics[metric] = {
-                    "direction": "lower" if metric in LOWER_IS_BETTER else "higher",
+                    "direction": get_metric(metric).direction,
                     "scores": dict(values),
                     "relative_change": {c: row.relative(metric, c) for c in values if c != BASELINE},
                 }
@@ -155,6 +156,7 @@ def evaluate(
     rows: list[ReportRow] = []
     for task, task_examples in by_task.items():
         metrics = scorer.metrics_for(task)
+        compositional = scorer.task_metric(task).compositional_oracle
         groups: dict[str, list[Example]] = {}
         for example in task_examples:
             groups.setdefault(example.dataset, []).append(example)
@@ -165,7 +167,7 @@ def evaluate(
                     name: scorer.score(metric, group, [outputs[e.id] for e in group])
                     for name, outputs in all_outputs.items()
                 }
-                if metric == "wer" and scorer.headline(task) == "wer":
+                if compositional and metric == COMPOSITIONAL_METRIC:
                     scores[metric][COMPOSITIONAL] = compositional_oracle_wer(group, scorer.normalize_fn(task))
             rows.append(ReportRow(task, dataset, len(group), scores))
     system_names = [BASELINE, *systems, ORACLE]
@@ -173,10 +175,6 @@ def evaluate(
 
 
 # -- rendering ----------------------------------------------------------------------------------------
-
-
-def _label(metric: str) -> str:
-    return f"{METRIC_LABELS.get(metric, metric)} {'↓' if metric in LOWER_IS_BETTER else '↑'}"
 
 
 def _cell(row: ReportRow, metric: str, column: str) -> str:
@@ -210,7 +208,8 @@ def render_markdown(report: Report, figures: Sequence[str] = ()) -> str:
         for row in (r for r in report.rows if r.task == task):
             for metric in row.scores:
                 cells = " | ".join(_cell(row, metric, c) for c in columns)
-                lines.append(f"| {row.dataset} | {row.examples} | {_label(metric)} | {cells} |")
+                label = get_metric(metric).arrow_label
+                lines.append(f"| {row.dataset} | {row.examples} | {label} | {cells} |")
     if report.signatures:
         lines += ["", "## Signatures", ""]
         lines += [f"- {name}: `{signature}`" for name, signature in report.signatures.items()]
@@ -244,7 +243,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
                 table.add_row(
                     row.dataset,
                     str(row.examples),
-                    _label(metric),
+                    get_metric(metric).arrow_label,
                     *(_cell(row, metric, c) for c in columns),
                     end_section=False,
                 )

@@ -3,13 +3,13 @@
 from neko.moe.assignment import NO_TASK, ExpertAssignment
 from neko.moe.context import enable_gradient_checkpointing, task_routing
 from neko.moe.losses import damex_loss, load_balancing_loss
-from neko.moe.routing import STRATEGIES, apply_task_guidance, remove_task_guidance, task_guided_top_k
+from neko.moe.routing import RoutingMode, apply_task_guidance, remove_task_guidance, task_guided_top_k
 from neko.moe.stats import RoutingStats
 
 __all__ = [
     "NO_TASK",
-    "STRATEGIES",
     "ExpertAssignment",
+    "RoutingMode",
     "RoutingStats",
     "apply_task_guidance",
     "damex_loss",

@@ -13,16 +13,18 @@ a high probability on T's tokens, which is what lets the plain top-2 find it at 
 top-k > 2, f(T) is joined by the gate's top-(k-1) among the others.
 
 Implementation: the rule runs in a forward hook on each router module (`MixtralTopKRouter` and its
-Qwen2-MoE, Qwen3-MoE and OLMoE twins). The hook reuses the router's logits and only rewrites its
-(weights, indices) output, so parameters keep their stock names and shapes: checkpoints load and save
-unchanged, and a stripped model is a plain transformers model. Task ids come from
-`neko.moe.context.task_routing`.
+Qwen2-MoE, Qwen3-MoE and OLMoE twins, found by type, so wrapped subclasses count too). The hook
+reuses the router's logits and only rewrites its (weights, indices) output, so parameters keep their
+stock names and shapes: checkpoints load and save unchanged, and a stripped model is a plain
+transformers model. Task ids come from `neko.moe.context.task_routing`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
 
 import torch
 from torch import nn
@@ -32,17 +34,37 @@ from neko.errors import NekoError
 from neko.moe.assignment import NO_TASK, ExpertAssignment
 from neko.moe.context import RouterRecord, current_routing
 
-STRATEGIES = ("task_guided", "damex", "top_k")
-"""`task_guided`: neko's rule. `damex`: plain top-k routing; training adds a cross-entropy pulling the
-router towards f(T) (`neko.moe.losses.damex_loss`). `top_k`: plain routing (vanilla MoE), with
-records and statistics."""
 
-SUPPORTED_ROUTERS = {
-    "mixtral": "MixtralTopKRouter",
-    "qwen2_moe": "Qwen2MoeTopKRouter",
-    "qwen3_moe": "Qwen3MoeTopKRouter",
-    "olmoe": "OlmoeTopKRouter",
-}
+class RoutingMode(StrEnum):
+    """How a model routes tokens to experts: one name from the training config to `neko.json`.
+
+    `task_guided`: neko's rule. `moe`: plain top-k routing (vanilla MoE), with records and
+    statistics. `damex`: plain top-k routing; training adds a cross-entropy pulling the router
+    towards f(T) (`neko.moe.losses.damex_loss`). `dense`: no experts, nothing to route.
+    """
+
+    TASK_GUIDED = "task_guided"
+    MOE = "moe"
+    DAMEX = "damex"
+    DENSE = "dense"
+
+
+@cache
+def router_types() -> dict[str, type[nn.Module]]:
+    """model_type -> the transformers router module class of the MoE models task guidance supports."""
+    from transformers.models.mixtral.modeling_mixtral import MixtralTopKRouter
+    from transformers.models.olmoe.modeling_olmoe import OlmoeTopKRouter
+    from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeTopKRouter
+    from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeTopKRouter
+
+    return {
+        "mixtral": MixtralTopKRouter,
+        "qwen2_moe": Qwen2MoeTopKRouter,
+        "qwen3_moe": Qwen3MoeTopKRouter,
+        "olmoe": OlmoeTopKRouter,
+    }
+
+
 _LAYER_INDEX = re.compile(r"layers\.(\d+)\.")
 
 
@@ -67,16 +89,19 @@ class TaskGuidance:
     """What `apply_task_guidance` attached to a model; kept at `model.neko_guidance`."""
 
     assignment: ExpertAssignment
-    strategy: str
+    strategy: RoutingMode
     handles: list[RemovableHandle] = field(default_factory=list)
 
 
 def apply_task_guidance(
-    model: nn.Module, assignment: ExpertAssignment, strategy: str = "task_guided"
+    model: nn.Module, assignment: ExpertAssignment, strategy: RoutingMode | str = RoutingMode.TASK_GUIDED
 ) -> nn.Module:
-    """Make a supported transformers MoE model route by task (in place); returns the model."""
-    if strategy not in STRATEGIES:
-        raise NekoError(f"unknown routing strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    """Make a supported transformers MoE model route by task (in place); returns the model.
+
+    `strategy` is a `RoutingMode` other than `dense`, or its name."""
+    strategy = routing_mode(strategy)
+    if strategy is RoutingMode.DENSE:
+        raise NekoError("routing mode 'dense' has no experts to route; build a dense model instead")
     routers = find_routers(model)
     num_experts = routers[0][1].num_experts
     if assignment.num_experts != num_experts:
@@ -102,29 +127,40 @@ def remove_task_guidance(model: nn.Module) -> nn.Module:
     return model
 
 
+def routing_mode(name: RoutingMode | str) -> RoutingMode:
+    """The `RoutingMode` called `name`, or a one-line error listing them."""
+    try:
+        return RoutingMode(name)
+    except ValueError:
+        raise NekoError(f"unknown routing mode {name!r}; expected one of {', '.join(RoutingMode)}") from None
+
+
 def find_routers(model: nn.Module) -> list[tuple[int, nn.Module]]:
     """(layer index, router module) of every MoE layer, or a one-line error for other models."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    router_class = SUPPORTED_ROUTERS.get(model_type)
+    supported = router_types()
+    router_class = supported.get(model_type)
     if router_class is None:
         raise NekoError(
             f"task-guided routing does not support model type {model_type!r}; "
-            f"supported: {', '.join(SUPPORTED_ROUTERS)} (upcycle a dense model with `neko.moe.upcycle`)"
+            f"supported: {', '.join(supported)} (upcycle a dense model with `neko.moe.upcycle`)"
         )
     routers = []
     for name, module in model.named_modules():
-        if type(module).__name__ == router_class:
+        if isinstance(module, router_class):
             match = _LAYER_INDEX.search(name + ".")
             routers.append((int(match.group(1)) if match else len(routers), module))
     if not routers:
-        raise NekoError(f"no {router_class} found in the {model_type} model: its MoE layers may be disabled")
+        raise NekoError(
+            f"no {router_class.__name__} found in the {model_type} model: its MoE layers may be disabled"
+        )
     return routers
 
 
 class _RouterHook:
     """Forward hook of one router: applies the rule, records what was routed."""
 
-    def __init__(self, layer: int, assignment: ExpertAssignment, strategy: str) -> None:
+    def __init__(self, layer: int, assignment: ExpertAssignment, strategy: RoutingMode) -> None:
         self.layer = layer
         self.strategy = strategy
         self.expert_table = assignment.expert_table()
@@ -140,7 +176,7 @@ class _RouterHook:
         if task_ids is not None:
             table = self.expert_table.to(task_ids.device)
             forced = torch.where(task_ids == NO_TASK, NO_TASK, table[task_ids.clamp(min=0)])
-            if router.training and self.strategy == "task_guided":
+            if router.training and self.strategy is RoutingMode.TASK_GUIDED:
                 weights, indices = self._guide(router_logits, weights, indices, forced, router.top_k)
         valid = context.tokens(tokens, context.attention_mask)
         valid = None if valid is None else valid.bool()

@@ -19,9 +19,10 @@ import yaml
 
 from neko.errors import NekoError
 from neko.moe.assignment import ExpertAssignment
+from neko.moe.routing import RoutingMode
 from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
 
-MODES = ("task_guided", "moe", "damex", "dense")
+MODES = tuple(RoutingMode)
 SOURCES = ("scratch", "pretrained", "dense")
 
 

@@ -7,6 +7,8 @@ datasets so that a partial build covers all of them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -47,90 +49,85 @@ def _resolve(task: str, split: str, count: int | None, out: Path | None) -> tupl
     return count, out or Path("data") / task / f"{split}.jsonl.gz"
 
 
+def _run(
+    task: str,
+    split: str,
+    count: int | None,
+    out: Path | None,
+    workers: int | None,
+    plan: Callable[[int], list],
+    work: Callable,
+    setup: Callable | None,
+) -> None:
+    """Plan `count` jobs (`plan(count)`), run them on `workers` processes into `out`, say how many."""
+    from neko.data.builders.common import run_build
+
+    count, out = _resolve(task, split, count, out)
+    total = run_build(out, plan(count), work, setup, workers, description=f"{task} {split}")
+    typer.echo(f"{out}: {total} examples")
+
+
 def _speech(
     task: str, split: str, count: int | None, out: Path | None, workers: int | None, seed: int
 ) -> None:
     from neko.data.builders import speech
-    from neko.data.builders.common import require_tools, run_build
+    from neko.data.builders.common import require_tools
 
     try:
         import pocketsphinx  # noqa: F401
     except ImportError:
         raise NekoError("pocketsphinx is not installed; run: pip install 'pocketsphinx>=5.0'") from None
     require_tools(*speech.required_tools(task, split))
-    count, out = _resolve(task, split, count, out)
-    jobs = speech.plan(task, split, count, seed)
     work = speech.work_st if task == "st" else speech.work_asr
-    total = run_build(out, jobs, work, speech.setup, workers, description=f"{task} {split}")
-    typer.echo(f"{out}: {total} examples")
+    _run(task, split, count, out, workers, lambda n: speech.plan(task, split, n, seed), work, speech.setup)
 
 
-@build_app.command()
-def asr(
-    split: str = SplitOption,
-    count: int | None = CountOption,
-    out: Path | None = OutOption,
-    workers: int | None = WorkersOption,
-    seed: int = SeedOption,
-) -> None:
-    """Text -> flite/festival TTS -> sox conditions -> pocketsphinx 5-best."""
-    _speech("asr", split, count, out, workers, seed)
-
-
-@build_app.command()
-def st(
-    split: str = SplitOption,
-    count: int | None = CountOption,
-    out: Path | None = OutOption,
-    workers: int | None = WorkersOption,
-    seed: int = SeedOption,
-) -> None:
-    """WEB Bible verses -> the ASR pipeline -> apertium eng-spa; references: Reina-Valera 1909."""
-    _speech("st", split, count, out, workers, seed)
-
-
-@build_app.command()
-def ocr(
-    split: str = SplitOption,
-    count: int | None = CountOption,
-    out: Path | None = OutOption,
-    workers: int | None = WorkersOption,
-    seed: int = SeedOption,
-) -> None:
-    """Text lines -> fonts and degradations (Pillow) -> tesseract on three renderings."""
+def _ocr(split: str, count: int | None, out: Path | None, workers: int | None, seed: int) -> None:
     from neko.data.builders import ocr as builder
-    from neko.data.builders.common import require_tools, run_build
+    from neko.data.builders.common import require_tools
 
     require_tools("tesseract")
-    count, out = _resolve("ocr", split, count, out)
-    total = run_build(
-        out,
-        builder.plan(split, count, seed),
-        builder.work,
-        builder.setup,
-        workers,
-        description=f"ocr {split}",
+    _run(
+        "ocr", split, count, out, workers, lambda n: builder.plan(split, n, seed), builder.work, builder.setup
     )
-    typer.echo(f"{out}: {total} examples")
 
 
-@build_app.command()
-def tec(
-    split: str = SplitOption,
-    count: int | None = CountOption,
-    out: Path | None = OutOption,
-    workers: int | None = TecWorkersOption,
-    seed: int = SeedOption,
-) -> None:
-    """Clean English with synthetic grammatical and spelling errors."""
+def _tec(split: str, count: int | None, out: Path | None, workers: int | None, seed: int) -> None:
     from neko.data.builders import tec as builder
-    from neko.data.builders.common import run_build
 
-    count, out = _resolve("tec", split, count, out)
-    total = run_build(
-        out, builder.plan(split, count, seed), builder.work, None, workers, description=f"tec {split}"
-    )
-    typer.echo(f"{out}: {total} examples")
+    _run("tec", split, count, out, workers, lambda n: builder.plan(split, n, seed), builder.work, None)
+
+
+def _build_command(name: str, summary: str, build: Callable[..., None], workers_option=WorkersOption):
+    """Register `neko data build NAME` (split, count, out, workers, seed), which calls `build`."""
+
+    def command(
+        split: str = SplitOption,
+        count: int | None = CountOption,
+        out: Path | None = OutOption,
+        workers: int | None = workers_option,
+        seed: int = SeedOption,
+    ) -> None:
+        build(split, count, out, workers, seed)
+
+    command.__doc__ = summary
+    return build_app.command(name)(command)
+
+
+asr = _build_command(
+    "asr", "Text -> flite/festival TTS -> sox conditions -> pocketsphinx 5-best.", partial(_speech, "asr")
+)
+st = _build_command(
+    "st",
+    "WEB Bible verses -> the ASR pipeline -> apertium eng-spa; references: Reina-Valera 1909.",
+    partial(_speech, "st"),
+)
+ocr = _build_command(
+    "ocr", "Text lines -> fonts and degradations (Pillow) -> tesseract on three renderings.", _ocr
+)
+tec = _build_command(
+    "tec", "Clean English with synthetic grammatical and spelling errors.", _tec, TecWorkersOption
+)
 
 
 @build_app.command()
@@ -201,10 +198,6 @@ def build_all(
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from neko.cli import _stderr
+    from neko.cli_support import run_app
 
-    try:
-        build_app()
-    except NekoError as error:
-        _stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise SystemExit(2) from None
+    run_app(build_app)

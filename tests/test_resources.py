@@ -1,0 +1,41 @@
+"""The default model and the demo examples: an explicit path, then $NEKO_HOME, then the checkout."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import neko.correct.model_dir as model_dir
+from neko.errors import NekoError
+from neko.resources import CHECKOUT, DEMO_EXAMPLES, HOME_VARIABLE, candidates, locate
+
+
+def test_neko_home_comes_before_the_checkout(monkeypatch, tmp_path):
+    (tmp_path / "models" / "neko-tiny").mkdir(parents=True)
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "demo.jsonl").write_text("")
+    monkeypatch.setenv(HOME_VARIABLE, str(tmp_path))
+    assert model_dir.resolve_model_dir(None) == tmp_path / "models" / "neko-tiny"
+    assert locate(DEMO_EXAMPLES, "missing", "hint") == tmp_path / "examples" / "demo.jsonl"
+    explicit = tmp_path / "mine"
+    explicit.mkdir()
+    assert model_dir.resolve_model_dir(explicit) == explicit
+
+
+def test_without_neko_home_the_checkout_is_used(monkeypatch):
+    monkeypatch.delenv(HOME_VARIABLE, raising=False)
+    assert candidates(DEMO_EXAMPLES) == [CHECKOUT / DEMO_EXAMPLES]
+    assert locate(DEMO_EXAMPLES, "missing", "hint") == CHECKOUT / "examples" / "demo.jsonl"
+
+
+def test_a_missing_default_model_names_every_place_looked_in(monkeypatch, tmp_path):
+    monkeypatch.setenv(HOME_VARIABLE, str(tmp_path / "home"))
+    monkeypatch.setattr(model_dir, "DEFAULT_MODEL_DIR", tmp_path / "checkout" / "models" / "neko-tiny")
+    with pytest.raises(NekoError) as caught:
+        model_dir.resolve_model_dir(None)
+    message = str(caught.value)
+    assert "\n" not in message
+    looked = r"default model is not installed \(looked in .*home/models/neko-tiny, .*checkout"
+    assert re.search(looked, message)
+    assert "set $NEKO_HOME to a folder holding models/neko-tiny, or train one" in message
