@@ -74,6 +74,7 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     run_dir = RunDir(Path(config.run.out_dir))
     identity = Identity(recipe(config), data_fingerprint(examples, texts))
     action = run_dir.decide(identity, resume, overwrite)
+    accelerator.wait_for_everyone()  # every process has read the folder before the main one writes
     if resume and action == "new":
         notice(accelerator, f"nothing to resume in {run_dir.path}: no run there; starting a new run")
     tokenizer = run_tokenizer(config, run_dir, identity, action, examples, texts, accelerator)
