@@ -16,7 +16,8 @@ from transformers import AutoModelForCausalLM
 
 from neko.errors import NekoError
 from neko.train.config import load_config
-from neko.train.loop import read_metrics, train
+from neko.train.loop import train
+from neko.train.metrics import read_metrics
 
 FIXTURE = Path(__file__).parent / "fixtures" / "train" / "mixed.jsonl"
 TINY = {
@@ -124,8 +125,8 @@ def test_lora_run_saves_a_merged_model_that_plain_transformers_loads(tmp_path):
         ({"expert_map": {"asr": 0, "ocr": 1}}, "task 'tec' has no expert in the explicit expert map"),
         ({"tasks": ["asr", "st", "ocr", "tec", "nope"]}, "unknown task 'nope'"),
         ({"model__architecture__num_experts": 2}, "3 tasks (asr, ocr, tec) but only 2 experts"),
-        ({"mode": "sparse"}, "mode is 'sparse'; expected one of task_guided, moe, damex, dense"),
-        ({"optim__lr": "fast"}, "lr must be float"),
+        ({"mode": "sparse"}, "mode: must be one of 'task_guided', 'moe', 'damex' or 'dense', got 'sparse'"),
+        ({"optim__lr": "fast"}, "optim.lr: must be a number, got 'fast'"),
     ],
 )
 def test_bad_configs_fail_before_any_work_with_one_line(tmp_path, change, message):
@@ -184,7 +185,7 @@ def test_dense_checkpoint_is_upcycled_and_trained_with_checkpointing_and_tensorb
 
 def test_a_log_line_averages_every_step_since_the_previous_one():
     from neko.train.data import Encoded
-    from neko.train.loop import IntervalStats
+    from neko.train.metrics import IntervalStats
 
     stats = IntervalStats()
     asr, tec = Encoded([1], [1], "asr"), Encoded([1], [1], "tec")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
+from neko.errors import NekoError
+
 STATE_FILE = "trainer_state.json"
 PREFIX = "step-"
 
@@ -34,7 +36,8 @@ class Checkpoints:
         return found[-1] if found else None
 
     def save(self, accelerator: Accelerator, step: int, state: dict) -> Path:
-        """Write the model, optimizer, scheduler and RNG states plus `state` for `step`."""
+        """Write the model, optimizer, scheduler and RNG states plus `state` (with the `run` key of
+        the run's identity) for `step`; every process calls it, the main one renames and rotates."""
         final = self.directory / f"{PREFIX}{step:08d}"
         temporary = self.directory / f".tmp-{PREFIX}{step:08d}"
         if accelerator.is_main_process and temporary.exists():
@@ -51,10 +54,17 @@ class Checkpoints:
         accelerator.wait_for_everyone()
         return final
 
-    def restore(self, accelerator: Accelerator) -> dict:
-        """Load the latest checkpoint into the prepared objects; returns its state ({} if none)."""
+    def restore(self, accelerator: Accelerator, run: str) -> dict:
+        """Load the latest checkpoint into the prepared objects and return its state ({} if there is
+        none); a checkpoint of another run (its `run` key differs) is refused before it is loaded."""
         latest = self.latest()
         if latest is None:
             return {}
+        state = json.loads((latest / STATE_FILE).read_text())
+        if state.get("run") != run:
+            raise NekoError(
+                f"{latest}: a checkpoint of another run (run {state.get('run')}, this run {run}); "
+                "pass --overwrite to start over"
+            )
         accelerator.load_state(str(latest))
-        return json.loads((latest / STATE_FILE).read_text())
+        return state

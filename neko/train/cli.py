@@ -1,4 +1,5 @@
-"""`neko train CONFIG.yaml`: train a corrector; the same command runs under `accelerate launch`."""
+"""`neko train CONFIG.yaml`: train a corrector; the same command runs under torchrun or
+`accelerate launch`, data-parallel, with one process printing."""
 
 from __future__ import annotations
 
@@ -6,25 +7,25 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
-
-from neko.errors import NekoError
 
 
 def train_command(
     config: Annotated[Path, typer.Argument(help="Training config (YAML); see configs/.")],
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in run.out_dir from its latest checkpoint.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the run in run.out_dir (its files are deleted).")
+    ] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="e.g. --set optim.lr=3e-4")] = None,
 ) -> None:
     """Train one corrector on a mixture of task datasets."""
-    from neko.train.config import load_config
+    from accelerate import PartialState
+
+    from neko.train.config import load_config, parse_override
     from neko.train.loop import train
 
-    overrides = {}
-    for item in set_ or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise NekoError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=3e-4")
-        overrides[key] = yaml.safe_load(value)
-    model_dir = train(load_config(config, overrides), resume=resume)
-    typer.echo(f"model saved to {model_dir}")
+    overrides = dict(parse_override(item) for item in set_ or [])
+    model_dir = train(load_config(config, overrides), resume=resume, overwrite=overwrite)
+    if PartialState().is_main_process:
+        typer.echo(f"model saved to {model_dir}")

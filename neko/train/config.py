@@ -1,140 +1,187 @@
-"""Training configs as data: a YAML file maps onto these dataclasses, strictly.
+"""Training configs as data: the schema of a YAML config, declared once with pydantic, checked strictly.
 
-Every mistake (an unknown key, a missing file, a task without an expert, a value of the wrong type)
-is a one-line `NekoError` raised by `load_config`, before any model is built or data is read.
+Every mistake (an unknown key, a value of the wrong type or out of range, a missing file, a task
+without an expert, a model shape that cannot be built) is a one-line `NekoError` raised by
+`load_config`, naming the file and the key, before any model is built, data is read or file written.
 Defaults are the reference system's recipe (AdamW lr 1e-4, weight decay 0.01, cosine schedule with
 warmup, gradient clipping 1.0, 3 epochs); from-scratch configs override the learning rate.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.moe.assignment import ExpertAssignment
 from neko.moe.routing import RoutingMode
 from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
 
-MODES = tuple(RoutingMode)
-SOURCES = ("scratch", "pretrained", "dense")
+Mode = Literal[tuple(mode.value for mode in RoutingMode)]
+Source = Literal["scratch", "pretrained", "dense"]
+MODES: tuple[str, ...] = get_args(Mode)
+SOURCES: tuple[str, ...] = get_args(Source)
+
+Positive = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
-@dataclass
-class ArchitectureConfig:
+class Section(BaseModel):
+    """A config section: unknown keys and loose types (the string "3" for a number) are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+class ArchitectureConfig(Section):
     """Shape of a model built from scratch (Mixtral; `dense` mode builds the matching Mistral)."""
 
-    hidden_size: int = 192
-    num_hidden_layers: int = 4
-    intermediate_size: int = 384
-    num_attention_heads: int = 6
-    num_key_value_heads: int = 2
-    num_experts: int = 4
-    experts_per_token: int = 2
-    vocab_size: int = 4000
-    max_position_embeddings: int = 512
+    hidden_size: Positive = 192
+    num_hidden_layers: Positive = 4
+    intermediate_size: Positive = 384
+    num_attention_heads: Positive = 6
+    num_key_value_heads: Positive = 2
+    num_experts: Positive = 4
+    experts_per_token: Positive = 2
+    vocab_size: Positive = 4000
+    max_position_embeddings: Positive = 512
     tie_word_embeddings: bool = True
-    rope_theta: float = 10000.0
+    rope_theta: PositiveFloat = 10000.0
+
+    @model_validator(mode="after")
+    def _buildable(self) -> ArchitectureConfig:
+        """Shapes transformers would only reject (with a traceback) when the model is built."""
+        if self.experts_per_token > self.num_experts:
+            raise ValueError(
+                f"experts_per_token ({self.experts_per_token}) must be <= num_experts ({self.num_experts})"
+            )
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must divide "
+                f"hidden_size ({self.hidden_size})"
+            )
+        if (self.hidden_size // self.num_attention_heads) % 2:
+            raise ValueError("hidden_size / num_attention_heads must be even (rotary embeddings)")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_key_value_heads ({self.num_key_value_heads}) must divide "
+                f"num_attention_heads ({self.num_attention_heads})"
+            )
+        return self
 
 
-@dataclass
-class LoraConfig:
+class LoraConfig(Section):
     """LoRA adapters via peft: attention projections and, optionally, the fused expert weights."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    target_parameters: list[str] = field(
-        default_factory=lambda: ["experts.gate_up_proj", "experts.down_proj"]
-    )
+    r: Positive = 16
+    alpha: PositiveFloat = 32
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    target_modules: Annotated[list[str], Field(min_length=1)] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    target_parameters: list[str] = ["experts.gate_up_proj", "experts.down_proj"]
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """Where the model comes from: `scratch`, a local MoE checkpoint (`pretrained`), or a local dense
     checkpoint to upcycle (`dense`). `pretrained` also accepts a neko model directory (e.g. the LM
     pretrained on clean text by an earlier run)."""
 
-    source: str = "scratch"
+    source: Source = "scratch"
     path: str | None = None
-    architecture: ArchitectureConfig = field(default_factory=ArchitectureConfig)
-    upcycle_experts: int = 8
+    architecture: ArchitectureConfig = ArchitectureConfig()
+    upcycle_experts: Positive = 8
     lora: LoraConfig | None = None
 
 
-@dataclass
-class DataSource:
-    path: str
-    format: str | None = None
+class DataSource(Section):
+    """One data file; a bare string in YAML is its path."""
+
+    path: Annotated[str, Field(min_length=1)]
+    format: Literal[FORMATS] | None = None  # type: ignore[valid-type]
     task: str | None = None
-    limit: int | None = None
+    limit: Positive | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
 
 
-@dataclass
-class DataConfig:
+class DataConfig(Section):
     """Correction examples (`train`, `dev`) and plain text for language-model pretraining (`text`:
     one document per line, trained on every token, routed with no task)."""
 
-    train: list[DataSource] = field(default_factory=list)
-    dev: list[DataSource] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    prompt_style: str = "compact"
-    mixture: str = "proportional"
-    loss_on: str = "response"
-    max_source_tokens: int = 256
-    max_target_tokens: int = 128
-    max_hypotheses: int = 5
+    train: list[DataSource] = []
+    dev: list[DataSource] = []
+    text: list[Annotated[str, Field(min_length=1)]] = []
+    prompt_style: Literal[PROMPT_STYLES] = "compact"  # type: ignore[valid-type]
+    mixture: Literal["proportional", "balanced"] = "proportional"
+    loss_on: Literal["response", "sequence"] = "response"
+    max_source_tokens: Positive = 256
+    max_target_tokens: Positive = 128
+    max_hypotheses: Positive = 5
 
 
-@dataclass
-class OptimConfig:
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 100
-    schedule: str = "cosine"
-    grad_clip: float = 1.0
-    epochs: float = 3.0
-    max_steps: int | None = None
-    tokens_per_batch: int = 4096
-    grad_accum: int = 1
+class OptimConfig(Section):
+    lr: PositiveFloat = 1e-4
+    weight_decay: NonNegativeFloat = 0.01
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    warmup_steps: NonNegative = 100
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    grad_clip: PositiveFloat = 1.0
+    epochs: PositiveFloat = 3.0
+    max_steps: Positive | None = None
+    tokens_per_batch: Positive = 4096
+    grad_accum: Positive = 1
+
+    @field_validator("betas", mode="before")
+    @classmethod
+    def _pair(cls, value: Any) -> Any:
+        """YAML has no tuples: a list of two numbers is the pair."""
+        if isinstance(value, list) and len(value) != 2:
+            raise ValueError(f"must be a pair [beta1, beta2], got {len(value)} values")
+        return tuple(value) if isinstance(value, list) else value
 
 
-@dataclass
-class RunConfig:
-    out_dir: str = "runs/neko"
-    seed: int = 0
-    save_every: int = 500
-    keep_last: int = 2
-    log_every: int = 10
-    eval_every: int | None = None
+class RunConfig(Section):
+    out_dir: Annotated[str, Field(min_length=1)] = "runs/neko"
+    seed: NonNegative = 0
+    save_every: Positive = 500
+    keep_last: Positive = 2
+    log_every: Positive = 10
+    eval_every: Positive | None = None
     bf16: bool = False
     gradient_checkpointing: bool = False
     tensorboard: bool = False
-    threads: int | None = None
-    save_dtype: str = "float16"
+    threads: Positive | None = None
+    save_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
 
 
-@dataclass
-class TrainConfig:
-    mode: str = "task_guided"
-    tasks: list[str] = field(default_factory=lambda: ["asr", "st", "ocr", "tec"])
-    custom_tasks: list[dict[str, str]] = field(default_factory=list)
-    expert_map: dict[str, int] | None = None
-    routing_seed: int = 0
-    aux_loss_coef: float = 0.01
-    damex_loss_coef: float = 0.1
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+class TrainConfig(Section):
+    mode: Mode = "task_guided"
+    tasks: Annotated[list[str], Field(min_length=1)] = ["asr", "st", "ocr", "tec"]
+    custom_tasks: list[dict[str, str]] = []
+    expert_map: dict[str, NonNegative] | None = None
+    routing_seed: NonNegative = 0
+    aux_loss_coef: NonNegativeFloat = 0.01
+    damex_loss_coef: NonNegativeFloat = 0.1
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    optim: OptimConfig = OptimConfig()
+    run: RunConfig = RunConfig()
+
+    @field_validator("tasks")
+    @classmethod
+    def _distinct(cls, tasks: list[str]) -> list[str]:
+        repeated = sorted({task for task in tasks if tasks.count(task) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(repeated)} more than once")
+        return tasks
 
     def assignment(self, num_experts: int) -> ExpertAssignment | None:
         """f(T) for this run; None for a dense model."""
@@ -146,34 +193,125 @@ class TrainConfig:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read, type-check and validate a YAML config; relative data paths resolve against the cwd."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise NekoError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise NekoError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise NekoError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
-        _set_dotted(raw, dotted, value)
-    config = _build(TrainConfig, raw, f"{path}")
+        set_dotted(raw, dotted, value)
+    try:
+        config = TrainConfig.model_validate(raw)
+    except ValidationError as error:
+        raise NekoError(f"{path}: {describe(error)}") from None
     validate(config, str(path))
     return config
 
 
+def parse_override(item: str) -> tuple[str, Any]:
+    """`--set KEY=VALUE`: a dotted key of identifiers and a YAML value."""
+    key, sep, text = item.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", key.strip()):
+        raise NekoError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. optim.lr=3e-4")
+    try:
+        return key.strip(), yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise NekoError(
+            f"--set {item!r}: the value is not valid YAML ({str(error).splitlines()[0]})"
+        ) from None
+
+
+def set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    """Set `a.b.c` in nested mappings, creating missing sections; a setting is not a section."""
+    *parents, last = dotted.split(".")
+    node = raw
+    for depth, key in enumerate(parents):
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise NekoError(f"--set {dotted}: {'.'.join(parents[: depth + 1])} is a setting, not a section")
+    node[last] = value
+
+
+def describe(error: ValidationError) -> str:
+    """pydantic's first complaint as one line naming the key: `optim.lr: must be > 0`."""
+    first = error.errors(include_url=False)[0]
+    location = _dotted(first["loc"])
+    kind = first["type"]
+    context = {
+        key: f"{value:g}" if isinstance(value, float) else value
+        for key, value in first.get("ctx", {}).items()
+    }
+    if kind == "extra_forbidden":
+        *section, key = first["loc"]
+        names = [part for part in section if isinstance(part, str)]
+        return f"{_dotted(tuple(section)) or 'top level'}: unknown key '{key}' (known: {_known(names)})"
+    message = _MESSAGES.get(kind, first["msg"]).format(**context)
+    if kind in _SHOWS_VALUE:
+        message += f", got {first['input']!r}"
+    return f"{location}: {message}" if location else message
+
+
+def _dotted(location: tuple[str | int, ...]) -> str:
+    """('data', 'train', 0, 'limit') -> data.train[0].limit"""
+    out = ""
+    for part in location:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
+
+
+_SHOWS_VALUE = {
+    "int_type",
+    "float_type",
+    "string_type",
+    "bool_type",
+    "list_type",
+    "dict_type",
+    "literal_error",
+}
+_MESSAGES = {
+    "missing": "is required",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "tuple_type": "must be a list",
+    "literal_error": "must be one of {expected}",
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "too_short": "must have at least {min_length} item(s)",
+    "string_too_short": "must not be empty",
+    "too_long": "must have at most {max_length} item(s)",
+    "value_error": "{error}",
+}
+
+
+def _known(section: list[str]) -> str:
+    model: type[BaseModel] = TrainConfig
+    for key in section:
+        field = model.model_fields.get(key)
+        inner = [t for t in get_args(field.annotation) or (field.annotation,) if isinstance(t, type)]
+        model = next((t for t in inner if issubclass(t, BaseModel)), model)
+    return ", ".join(sorted(model.model_fields))
+
+
 def validate(config: TrainConfig, where: str = "config") -> None:
-    for spec in config.custom_tasks:
+    """The rules that look past one section: tasks exist and have experts, files exist."""
+    for index, spec in enumerate(config.custom_tasks):
         try:
             register_task(Task(**spec))
         except TypeError as error:
-            raise NekoError(f"{where}: custom_tasks entry {spec}: {error}") from None
+            raise NekoError(f"{where}: custom_tasks[{index}] {spec}: {error}") from None
     for task in config.tasks:
         get_task(task)
-    _choice(where, "mode", config.mode, MODES)
-    _choice(where, "model.source", config.model.source, SOURCES)
-    _choice(where, "data.prompt_style", config.data.prompt_style, PROMPT_STYLES)
-    _choice(where, "data.mixture", config.data.mixture, ("proportional", "balanced"))
-    _choice(where, "data.loss_on", config.data.loss_on, ("response", "sequence"))
-    _choice(where, "optim.schedule", config.optim.schedule, ("cosine", "linear", "constant"))
-    _choice(where, "run.save_dtype", config.run.save_dtype, ("float16", "bfloat16", "float32"))
     if config.model.source != "scratch":
         if not config.model.path:
             raise NekoError(f"{where}: model.path is required when model.source is {config.model.source!r}")
@@ -183,70 +321,19 @@ def validate(config: TrainConfig, where: str = "config") -> None:
         raise NekoError(f"{where}: mode 'dense' builds a dense model from scratch; use model.source: scratch")
     if config.mode != "dense" and config.model.source == "scratch":
         config.assignment(config.model.architecture.num_experts)
+    if config.expert_map is not None and config.mode == "dense":
+        raise NekoError(f"{where}: expert_map: a dense model has no experts")
     if not config.data.train and not config.data.text:
         raise NekoError(f"{where}: data.train and data.text are both empty; there is nothing to train on")
-    for source in [*config.data.train, *config.data.dev]:
-        if not Path(source.path).exists():
-            raise NekoError(f"{where}: data file {source.path!r} does not exist")
+    for split in ("train", "dev"):
+        for index, source in enumerate(getattr(config.data, split)):
+            if source.task is not None and source.task not in config.tasks:
+                raise NekoError(
+                    f"{where}: data.{split}[{index}].task {source.task!r} is not in tasks "
+                    f"({', '.join(config.tasks)})"
+                )
+            if not Path(source.path).is_file():
+                raise NekoError(f"{where}: data file {source.path!r} does not exist")
     for text in config.data.text:
-        if not Path(text).exists():
+        if not Path(text).is_file():
             raise NekoError(f"{where}: text file {text!r} does not exist")
-
-
-def _choice(where: str, name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise NekoError(f"{where}: {name} is {value!r}; expected one of {', '.join(allowed)}")
-
-
-def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    for key in parents:
-        raw = raw.setdefault(key, {})
-    raw[last] = value
-
-
-def _build(cls: type, raw: Any, where: str) -> Any:
-    """Instantiate dataclass `cls` from `raw`, rejecting unknown keys and wrong types by name."""
-    if not isinstance(raw, dict):
-        raise NekoError(f"{where}: expected a mapping for {cls.__name__}, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in names:
-            raise NekoError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(names))})")
-    values = {key: _convert(hints[key], value, f"{where}: {key}") for key, value in raw.items()}
-    return cls(**values)
-
-
-def _convert(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, where)
-    if dataclasses.is_dataclass(hint):
-        if hint is DataSource and isinstance(value, str):
-            return DataSource(path=value)
-        return _build(hint, value, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise NekoError(f"{where} must be a list")
-        return [_convert(args[0], item, where) for item in value] if args else value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise NekoError(f"{where} must be a list of {len(args)} values")
-        return tuple(_convert(a, v, where) for a, v in zip(args, value, strict=True))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise NekoError(f"{where} must be a mapping")
-        return value
-    if hint is float:
-        hint = int | float
-    if hint in (int, str, bool, int | float):
-        if not isinstance(value, hint) or (isinstance(value, bool) and hint is not bool):
-            name = "float" if hint == int | float else hint.__name__
-            raise NekoError(f"{where} must be {name}, got {value!r}")
-        return float(value) if hint == int | float else value
-    return value
