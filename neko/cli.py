@@ -6,10 +6,12 @@ User mistakes raise `NekoError`; `main` prints its one line and exits with statu
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+import neko
 from neko.errors import NekoError
 
 app = typer.Typer(
@@ -18,6 +20,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _stderr = Console(stderr=True)
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"neko {neko.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Correct the mistakes of recognizers with task-guided MoE language models."""
 
 
 def _register_commands() -> None:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neko.data.formats import read_examples
+from neko.data.formats import FORMATS, read_examples
 from neko.data.schema import Example
 
 DEMO_EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "demo.jsonl"
@@ -25,14 +25,25 @@ def demo_command(
         str | None, typer.Option("--model", "-m", help="Model directory (default: neko-tiny).")
     ] = None,
     examples: Annotated[Path, typer.Option("--examples", help="Examples with references.")] = DEMO_EXAMPLES,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help=f"format of --examples ({', '.join(FORMATS)}); detected if left out"
+        ),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", "-t", help="task of --examples when its format records none")
+    ] = None,
 ) -> None:
     """Correct bundled examples of each task and print them before and after, with error rates."""
     from neko.correct import Corrector
+    from neko.evaluate.cli import check_references
     from neko.evaluate.metrics import METRIC_LABELS, Scorer
 
     console = Console()
     corrector = Corrector.from_pretrained(model)
-    items = read_examples(examples)
+    items = read_examples(examples, format=format, task=task)
+    check_references(items, examples)
     corrections = corrector.correct(items)
     scorer = Scorer(gleu_iterations=50, errant=False)
     by_task: dict[str, list[tuple[Example, str]]] = defaultdict(list)
