@@ -39,6 +39,9 @@ def _options(
 
 
 def _register_commands() -> None:
+    """Wire the sub-commands in (once: `main` may run more than once in a process, as in tests)."""
+    if app.registered_commands:
+        return
     from neko.correct.cli import correct_command, tune_valve_command
     from neko.data.cli import data_app
     from neko.demo import demo_command
