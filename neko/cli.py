@@ -5,8 +5,11 @@ User mistakes raise `NekoError`; `main` prints its one line and exits with statu
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+import neko
 from neko.cli_support import run_app
 
 app = typer.Typer(
@@ -16,7 +19,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"neko {neko.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Correct the mistakes of recognizers with task-guided MoE language models."""
+
+
 def _register_commands() -> None:
+    """Wire the sub-commands in (once: `main` may run more than once in a process, as in tests)."""
+    if app.registered_commands:
+        return
     from neko.correct.cli import correct_command, tune_gate_command
     from neko.data.cli import data_app
     from neko.demo import demo_command

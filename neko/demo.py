@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neko.data.formats import read_examples
+from neko.data.formats import FORMATS, read_examples
 from neko.data.schema import Example
 from neko.resources import DEMO_EXAMPLES, HOME_VARIABLE, locate
 
@@ -31,16 +31,27 @@ def demo_command(
             help=f"Examples with references (default: {DEMO_EXAMPLES} in ${HOME_VARIABLE} or the checkout).",
         ),
     ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help=f"format of --examples ({', '.join(FORMATS)}); detected if left out"
+        ),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", "-t", help="task of --examples when its format records none")
+    ] = None,
 ) -> None:
     """Correct bundled examples of each task and print them before and after, with error rates."""
     from neko.correct import Corrector
+    from neko.evaluate.cli import check_references
     from neko.evaluate.metrics import Scorer, get_metric
 
     if examples is None:
         examples = locate(DEMO_EXAMPLES, "the demo examples are not installed", "pass a file with --examples")
     console = Console()
     corrector = Corrector.from_pretrained(model)
-    items = read_examples(examples)
+    items = read_examples(examples, format=format, task=task)
+    check_references(items, examples)
     corrections = corrector.correct(items)
     scorer = Scorer(gleu_iterations=50, errant=False)
     by_task: dict[str, list[tuple[Example, str]]] = defaultdict(list)

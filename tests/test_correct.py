@@ -396,7 +396,8 @@ def test_cli_stdin_text_to_file(cli, model_path, tmp_path):
     args += ["--out", str(out), "--beams", "2", "--batch-size", "1", "--max-new-tokens", "4"]
     result = cli.invoke(app, [*args, "--no-safety-valve", "--no-gate"], input="the cat sad\n\na cat sat\n")
     assert result.exit_code == 0, result.output
-    assert len(out.read_text().splitlines()) == 2
+    lines = out.read_text().split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""  # the blank line keeps its place
     assert result.stdout == ""
     assert "corrected 2 examples" in result.stderr and "0 fell back" in result.stderr
     result = cli.invoke(app, args, input="the cat sad\n")

@@ -12,8 +12,8 @@ import pytest
 
 import neko.evaluate.metrics as metrics_module
 import neko.tasks as tasks_module
-from neko.correct.corrector import Correction
-from neko.correct.tuning import tune_task
+from neko.correct.gate import Evidence
+from neko.correct.tuning import Row, tune_task
 from neko.data.schema import Example
 from neko.data.splits import source_text
 from neko.errors import NekoError
@@ -82,12 +82,12 @@ def test_data_statistics_and_oracles_ask_the_task(caption_task):
 
 def test_tuning_follows_the_metrics_direction(caption_task):
     # The valve rejected the output: the 1-best "a cat" (SER 100) or the rerank pick "a hat" (SER 0)
-    # replaces it; lower is better, so the rerank fallback wins.
+    # replaces it; lower is better, so a gate that takes the rerank wins.
     example = examples()[0]
-    rejected = Correction("c1", "caption", "a cat", fell_back=True, reason="unrelated", output="dog")
-    tuning = tune_task("caption", [(example, rejected, "a hat")], (None,), Scorer())
+    found = Evidence("dog", "a cat", "a hat", 0.0, 1.0, -2.0, False, valve_reason="unrelated")
+    tuning = tune_task("caption", [Row(example, found, 0.0)], Scorer())
     assert (tuning.metric, tuning.one_best) == ("ser", 100.0)
-    assert (tuning.best.fallback, tuning.best.score) == ("rerank", 0.0)
+    assert (tuning.best.taken, tuning.best.score) == ({"rerank": 1}, 0.0)
 
 
 def test_splits_take_the_reference_of_tasks_with_english_outputs(caption_task):

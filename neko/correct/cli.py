@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from neko.data.formats import FORMATS
 from neko.errors import NekoError
+from neko.io import check_writable, json_line, write_text
+
+if TYPE_CHECKING:
+    from neko.correct.corrector import Correction
 
 OUTPUT_FORMATS = ("jsonl", "text")
 
@@ -22,8 +25,8 @@ def correct_command(
         str,
         typer.Argument(
             metavar="[INPUT]",
-            help="a data file (jsonl, hyporadise, gensec, text), or - for standard input: "
-            "plain text, one hypothesis per line (needs --task)",
+            help="a data file (jsonl, hyporadise, gensec, text), or - for standard input (format "
+            "detected alike); text is one hypothesis per line and needs --task",
         ),
     ] = "-",
     model: Annotated[
@@ -33,10 +36,15 @@ def correct_command(
         str | None, typer.Option("--task", "-t", help="the task of every example (needed for text input)")
     ] = None,
     format: Annotated[
-        str | None, typer.Option("--format", "-f", help="input format; detected from the file when left out")
+        str | None,
+        typer.Option("--format", "-f", help=f"input format ({', '.join(FORMATS)}); detected when left out"),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--output-format", help="jsonl ({id, correction, fell_back}) or text (one a line)")
+        str,
+        typer.Option(
+            "--output-format",
+            help="jsonl ({id, correction, fell_back}) or text (one a line; for text input, line for line)",
+        ),
     ] = "jsonl",
     out: Annotated[
         str | None, typer.Option("--out", "-o", help="write here instead of standard output")
@@ -71,17 +79,22 @@ def correct_command(
     from transformers.utils import logging as transformers_logging
 
     from neko.correct.corrector import Corrector
-    from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
-    from neko.data.formats import read_examples
+    from neko.correct.model_dir import check_model_files, read_model_info, resolve_device, resolve_model_dir
+    from neko.data.formats import read_data
 
     if output_format not in OUTPUT_FORMATS:
         raise NekoError(
             f"unknown output format {output_format!r}; expected one of {', '.join(OUTPUT_FORMATS)}"
         )
+    to_file = out not in (None, "-")
+    if to_file:
+        check_writable(out)
+    resolve_device(device)
     model_dir = resolve_model_dir(model)
     check_model_files(model_dir)
     read_model_info(model_dir)  # registers the model's custom tasks before the input names them
-    examples = read_examples(input, format=format, task=task)
+    data = read_data(input, format=format, task=task)
+    examples = data.examples
     transformers_logging.disable_progress_bar()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -99,25 +112,23 @@ def correct_command(
         typer.echo(f"warning: {warning.message}", err=True)
 
     if output_format == "jsonl":
-        lines = [
-            json.dumps(
+        text = "".join(
+            json_line(
                 {"id": c.id, "correction": c.text, "fell_back": c.fell_back, "decision": c.decision}
-                | ({"reason": c.reason} if c.fell_back else {}),
-                ensure_ascii=False,
+                | ({"reason": c.reason} if c.fell_back else {})
             )
             for c in corrections
-        ]
+        )
     else:
-        lines = [" ".join(c.text.splitlines()) for c in corrections]
-    text = "".join(line + "\n" for line in lines)
-    if out is None or out == "-":
+        text = text_lines(corrections, data.blank_lines)
+    if to_file:
+        write_text(out, text)
+    else:
         typer.echo(text, nl=False)
-    else:
-        _write_atomically(Path(out), text)
 
     reasons = Counter(c.reason for c in corrections if c.fell_back)
     detail = f" ({', '.join(f'{reason}: {n}' for reason, n in sorted(reasons.items()))})" if reasons else ""
-    where = f" to {out}" if out not in (None, "-") else ""
+    where = f" to {out}" if to_file else ""
     fallbacks = f"{sum(reasons.values())} fell back to {corrector.fallback_target(corrections)}"
     typer.echo(f"corrected {len(corrections)} examples{where}; {fallbacks}{detail}", err=True)
     untuned = sorted({c.task for c in corrections if c.reason == "gate closed"})
@@ -129,17 +140,15 @@ def correct_command(
         )
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` at once: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+def text_lines(corrections: list[Correction], blank_lines: list[int]) -> str:
+    """One correction a line (line breaks inside one become spaces); the blank lines of a text input
+    stay where they were, so output line N is the correction of input line N."""
+    remaining = iter(corrections)
+    blank = set(blank_lines)
+    lines = []
+    for number in range(1, len(corrections) + len(blank_lines) + 1):
+        lines.append("" if number in blank else re.sub(r"[\r\n]+", " ", next(remaining).text))
+    return "".join(line + "\n" for line in lines)
 
 
 def tune_gate_command(
@@ -167,6 +176,13 @@ def tune_gate_command(
     write: Annotated[
         bool, typer.Option("--write/--dry-run", help="store the chosen settings in the model's neko.json")
     ] = False,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help=f"format of DATA ({', '.join(FORMATS)}); detected when left out"),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", "-t", help="task of DATA's examples when its format records none")
+    ] = None,
 ) -> None:
     """Tune the correction gate per task on dev DATA (never a test file): the safety valve's edit limit
     and the margins, familiarity and N-best support an output needs to replace the 1-best; no dev
@@ -175,20 +191,19 @@ def tune_gate_command(
 
     from neko.correct.corrector import Corrector
     from neko.correct.gate_report import print_tunings, write_tunings
-    from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
+    from neko.correct.model_dir import NEKO_JSON, check_model_files, read_model_info, resolve_model_dir
     from neko.correct.tuning import collect_rows, read_rows, save_gate_settings, tune_rows, write_rows
-    from neko.evaluate.cli import check_references, first_per_dataset, load_examples
+    from neko.evaluate.cli import first_per_dataset, load_scored_examples
     from neko.evaluate.report import wide_console
 
     model_dir = resolve_model_dir(model)
     check_model_files(model_dir)
     read_model_info(model_dir)
-    examples = []
+    if write:
+        check_writable(model_dir / NEKO_JSON)
     for path in data:
         refuse_test_file(path)
-        loaded = load_examples(path)[:limit]
-        check_references(loaded, path)
-        examples += loaded
+    examples = load_scored_examples(data, format=format, task=task, limit=limit)
     if limit_per_dataset is not None:
         examples = first_per_dataset(examples, limit_per_dataset)
     if not examples:

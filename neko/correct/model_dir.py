@@ -25,7 +25,6 @@ A model directory (written by the trainer) holds
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import torch
 
 from neko.correct.gate import GateRule
 from neko.errors import NekoError
+from neko.io import read_json, write_json
 from neko.moe import ExpertAssignment, RoutingMode
 from neko.resources import CHECKOUT, DEFAULT_MODEL, locate
 from neko.tasks import END_MARKER, PROMPT_STYLES, Task, get_task, register_task, special_tokens
@@ -168,27 +168,25 @@ def check_model_files(path: Path) -> None:
 
 
 def read_model_info(path: Path) -> ModelInfo:
-    where = str(path / NEKO_JSON)
-    try:
-        data = json.loads((path / NEKO_JSON).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise NekoError(f"{where}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    return ModelInfo.from_dict(data, where)
+    return ModelInfo.from_dict(read_json(path / NEKO_JSON), str(path / NEKO_JSON))
 
 
 def write_model_info(path: str | Path, info: ModelInfo) -> None:
     """Write `neko.json` into a model directory, at once (a reader never sees half a file)."""
-    target = Path(path) / NEKO_JSON
-    temporary = target.with_name(NEKO_JSON + ".tmp")
-    temporary.write_text(json.dumps(info.to_dict(), indent=2) + "\n", encoding="utf-8")
-    temporary.replace(target)
+    write_json(Path(path) / NEKO_JSON, info.to_dict())
 
 
 def load_tokenizer(path: Path, info: ModelInfo):
     """The model's fast tokenizer, checked against the contract above."""
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if not isinstance(read_json(path / name), dict):
+            raise NekoError(f"{path / name}: expected a JSON object")
+    try:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
+    except Exception as error:  # the tokenizers library raises plain Exceptions for a malformed file
+        raise NekoError(f"{path}: cannot load the tokenizer ({_first_line(error)})") from None
     if tokenizer.eos_token != END_MARKER:
         raise NekoError(
             f"{path}: the tokenizer's eos_token is {tokenizer.eos_token!r}, expected {END_MARKER!r}"
@@ -203,6 +201,7 @@ def load_tokenizer(path: Path, info: ModelInfo):
 def load_model(path: Path, device: torch.device, dtype: torch.dtype | str | None = None) -> torch.nn.Module:
     """The causal LM, from safetensors, in eval mode on `device`; `dtype` None: float32 on CPU (where
     half precision is slow), the checkpoint's own elsewhere."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     if dtype is None:
@@ -210,20 +209,32 @@ def load_model(path: Path, device: torch.device, dtype: torch.dtype | str | None
     kwargs: dict[str, Any] = {"use_safetensors": True, "dtype": dtype}
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise NekoError(f"{path}: cannot load the model ({first_line})") from None
+    except (OSError, ValueError, SafetensorError) as error:
+        raise NekoError(f"{path}: cannot load the model ({_first_line(error)})") from None
     return model.to(device).eval()
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`None`/"auto": CUDA when available, else CPU."""
+    """`None`/"auto": CUDA when available, else CPU; a device this machine lacks is a one-line error."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError:
-        raise NekoError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N") from None
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise NekoError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise NekoError(f"device {device!r}: CUDA is not available on this machine; use cpu or auto")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise NekoError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices")
+    return resolved
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _list(data: dict, key: str, where: str, required: bool = True) -> list:

@@ -13,6 +13,7 @@ from neko.data.formats import FORMATS, STDIN, read_examples, write_examples
 from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.text import text_command
 from neko.evaluate.data_stats import StatsRow, describe, print_stats
+from neko.io import check_writable
 
 data_app = typer.Typer(no_args_is_help=True)
 data_app.add_typer(build_app, name="build", help="Make correction data with real recognizers.")
@@ -50,6 +51,8 @@ def convert(
     """Convert IN to OUT between the formats neko reads (jsonl, hyporadise, gensec, text)."""
     if source != STDIN and target != STDIN and Path(source).resolve() == Path(target).resolve():
         raise typer.BadParameter("IN and OUT are the same file")
+    if target != STDIN:
+        check_writable(target)
     examples = read_examples(source, format=from_format, task=task, dataset=dataset)
     count = write_examples(target, examples, format=to_format)
     if target != STDIN:

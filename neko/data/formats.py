@@ -38,31 +38,47 @@ Formats
     `dataset`, `language_pair` and `extra_references` (ignored by other tools), so a file neko wrote
     reads back whole, without `task=`.
 
-`text` (`.txt`, or `-` for standard input)
-    One hypothesis per line, nothing else: raw recognizer output to correct. Blank lines are skipped.
-    Writing keeps only the best hypothesis of each example: ids, references, further hypotheses,
-    `language_pair`, `extra_references` and `metadata` are lost, and the task and dataset come back from
-    `task=` and `dataset=`.
+`text` (`.txt`)
+    One hypothesis per line, nothing else: raw recognizer output to correct. Blank lines make no
+    example (`read_data` tells where they were, so a text output can keep them in place). Writing keeps
+    only the best hypothesis of each example: ids, references, further hypotheses, `language_pair`,
+    `extra_references` and `metadata` are lost, and the task and dataset come back from `task=` and
+    `dataset=`.
+
+Every file (and standard input, `-`) is read as strict UTF-8 with a leading byte-order mark dropped,
+split into lines on "\n" only (see `neko.io`). A name that does not settle the format (`.json`, no
+extension, standard input) is settled by the content: a JSON list or JSON Lines of one of the formats
+above, else (when it does not start like JSON) plain text.
 
 Ids, when a record has none, are `{stem}-{n}` where `stem` is the file name without its extensions and
 `n` the line number (1-based; JSON Lines and text) or the position in a JSON list (0-based, as in the
 error messages `file[n]`). Examples without a `dataset` get the file stem (`default` on standard input).
-Errors are `NekoError`s naming `file:line` (or `file[index]` in a JSON list) and the field.
+Every example must name a known task (built-in, or registered, e.g. by a model's `neko.json`), and ids
+must be unique within a file. Errors are `NekoError`s naming `file:line` (or `file[index]` in a JSON
+list) and the field.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neko.data.jsonl import open_text, write_jsonl
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.io import (
+    BOM,
+    check_writable,
+    decode_text,
+    json_line,
+    parse_json,
+    read_text,
+    split_lines,
+    write_text,
+)
 from neko.tasks import get_task
 
 FORMATS = ("jsonl", "hyporadise", "gensec", "text")
@@ -83,6 +99,16 @@ _GENSEC_KEYS = (
 )
 
 
+@dataclass
+class DataFile:
+    """What `read_data` found: the examples, the format they were read in, and, for text, the line
+    numbers (1-based) of the blank lines that made no example."""
+
+    examples: list[Example]
+    format: str
+    blank_lines: list[int] = field(default_factory=list)
+
+
 def read_examples(
     path: str | Path, format: str | None = None, task: str | None = None, dataset: str | None = None
 ) -> list[Example]:
@@ -93,23 +119,41 @@ def read_examples(
       file whose examples carry a task, it must agree with them.
     - `dataset`: sets the dataset of every example (else the file's own, else the file stem).
     """
+    return read_data(path, format, task, dataset).examples
+
+
+def read_data(
+    path: str | Path, format: str | None = None, task: str | None = None, dataset: str | None = None
+) -> DataFile:
+    """`read_examples`, also saying the format and (for text) where the blank lines were."""
     name = str(path)
     if format is not None:
         _check_format(format)
     if task is not None:
         get_task(task)  # an unknown task name fails here, with the list of known ones
-    if name != STDIN and not Path(name).exists():
-        raise NekoError(f"{name}: no such file")
-    if name != STDIN and Path(name).is_dir():
-        raise NekoError(f"{name}: is a directory, expected a data file")
-    text = sys.stdin.read() if name == STDIN else _read_text(name)
+    text = _read_input(name)
     format = format or detect_format(name, text)
     context = _Context(name, task, dataset)
-    examples = list(_READERS[format](text, context))
+    placed = list(_READERS[format](text, context))
+    examples = [example for _, example in placed]
+    check_unique_ids(placed)
+    for where, example in placed:
+        if example.task != task:
+            _check_task(example.task, where)
     if dataset is not None:
         for example in examples:
             example.dataset = dataset
-    return examples
+    return DataFile(examples, format, context.blank_lines)
+
+
+def check_unique_ids(placed: Sequence[tuple[str, Example]]) -> None:
+    """Refuse a second example with the same id (scores, oracles and predictions are keyed by id);
+    `placed` pairs each example with where it was read (`file:line`)."""
+    first: dict[str, str] = {}
+    for where, example in placed:
+        if example.id in first:
+            raise NekoError(f"{where}: id {example.id!r} is used twice (first at {first[example.id]})")
+        first[example.id] = where
 
 
 def write_examples(path: str | Path, examples: Iterable[Example], format: str | None = None) -> int:
@@ -119,26 +163,27 @@ def write_examples(path: str | Path, examples: Iterable[Example], format: str | 
     if format is None:
         format = _format_from_name(name, for_writing=True)
     _check_format(format)
+    if name != STDIN:
+        check_writable(name)
     examples = list(examples)
-    if format == "jsonl" and name != STDIN:
-        return write_jsonl(name, examples)
     text = _WRITERS[format](examples, name)
     if name == STDIN:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        _write_text_atomically(name, text)
+        write_text(name, text)
     return len(examples)
 
 
 def detect_format(path: str | Path, text: str | None = None) -> str:
-    """The format of a data file, from its name and, where the name is not enough, its content."""
+    """The format of a data file (or of standard input, `-`), from its name and, where the name is not
+    enough, its content."""
     name = str(path)
     by_name = _format_from_name(name, for_writing=False)
     if by_name == "text":
         return "text"
     if text is None:
-        text = sys.stdin.read() if name == STDIN else _read_text(name)
+        text = _read_input(name)
     stripped = text.lstrip()
     if by_name is None and not stripped.startswith(("[", "{")):
         return "text"
@@ -175,6 +220,7 @@ class _Context:
         self.task = task
         self.stem = "stdin" if name == STDIN else _stem(name)
         self.default_dataset = dataset or ("default" if name == STDIN else self.stem)
+        self.blank_lines: list[int] = []
 
     def task_for(self, record_task: Any, where: str, format: str) -> str:
         if record_task is None:
@@ -188,61 +234,63 @@ class _Context:
         return record_task
 
 
-def _read_jsonl(text: str, context: _Context) -> Iterator[Example]:
-    for number, line in enumerate(text.splitlines(), start=1):
+Placed = tuple[str, Example]
+"""An example and where it was read (`file:line` or `file[index]`)."""
+
+
+def _read_jsonl(text: str, context: _Context) -> Iterator[Placed]:
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         where = f"{context.name}:{number}"
-        record = _parse_json(line, where)
-        example = Example.from_dict(record, where)
+        example = Example.from_dict(parse_json(line, where), where)
         context.task_for(example.task, where, "jsonl")
-        yield example
+        yield where, example
 
 
-def _read_text(name: str) -> str:
-    try:
-        with open_text(name) as handle:
-            return handle.read()
-    except UnicodeDecodeError as error:
-        raise NekoError(f"{name}: not UTF-8 text (byte {error.start})") from None
-    except (OSError, EOFError) as error:
-        raise NekoError(f"{name}: cannot read ({error})") from None
+def _read_input(name: str) -> str:
+    """The text of a data file or of standard input: strict UTF-8, byte-order mark dropped."""
+    if name != STDIN:
+        return read_text(name)
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:  # a text stream put in place of standard input (tests, notebooks)
+        return sys.stdin.read().removeprefix(BOM)
+    return decode_text(binary.read(), "<stdin>")
 
 
-def _read_plain_text(text: str, context: _Context) -> Iterator[Example]:
+def _read_plain_text(text: str, context: _Context) -> Iterator[Placed]:
     if context.task is None:
         raise NekoError(f"{context.name}: the text format does not record the task; pass --task")
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
+            context.blank_lines.append(number)
             continue
-        yield Example(
+        example = Example(
             id=f"{context.stem}-{number}",
             task=context.task,
             hypotheses=[line],
             dataset=context.default_dataset,
         )
+        yield f"{context.name}:{number}", example
 
 
 def _json_records(text: str, context: _Context) -> Iterator[tuple[str, int, Any]]:
     """(where, number, record) for a JSON list or JSON Lines; `number` makes default ids."""
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise NekoError(
-                f"{context.name}:{error.lineno}: not valid JSON ({error.msg} at column {error.colno})"
-            ) from None
+        records = parse_json(text, context.name)
+        if not isinstance(records, list):
+            raise NekoError(f"{context.name}: expected a JSON list of records")
         for index, record in enumerate(records):
             yield f"{context.name}[{index}]", index, record
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         if line.strip():
             where = f"{context.name}:{number}"
-            yield where, number, _parse_json(line, where)
+            yield where, number, parse_json(line, where)
 
 
-def _read_hyporadise(text: str, context: _Context) -> Iterator[Example]:
+def _read_hyporadise(text: str, context: _Context) -> Iterator[Placed]:
     for where, number, record in _json_records(text, context):
         record = _expect_object(record, where)
         if "input" in record:
@@ -253,20 +301,23 @@ def _read_hyporadise(text: str, context: _Context) -> Iterator[Example]:
             raise NekoError(f"{where}: missing field 'input' (the N-best hypotheses)")
         reserved = {*_HYPORADISE_KEYS} - {"input1", "input2"} | {used}
         metadata = {key: value for key, value in record.items() if key not in reserved}
-        yield _build(
-            record,
+        yield (
             where,
-            number,
-            context,
-            "hyporadise",
-            hypotheses=hypotheses,
-            reference=_optional_string(record, "output", where),
-            dataset=record.get("dataset"),
-            metadata=metadata,
+            _build(
+                record,
+                where,
+                number,
+                context,
+                "hyporadise",
+                hypotheses=hypotheses,
+                reference=_optional_string(record, "output", where),
+                dataset=record.get("dataset"),
+                metadata=metadata,
+            ),
         )
 
 
-def _read_gensec(text: str, context: _Context) -> Iterator[Example]:
+def _read_gensec(text: str, context: _Context) -> Iterator[Placed]:
     for where, number, record in _json_records(text, context):
         record = _expect_object(record, where)
         if "hypothesis" in record:
@@ -281,16 +332,19 @@ def _read_gensec(text: str, context: _Context) -> Iterator[Example]:
         source = record.get("source")
         if source is not None and not isinstance(source, str):
             raise NekoError(f"{where}: field 'source' must be a string, got {type(source).__name__}")
-        yield _build(
-            record,
+        yield (
             where,
-            number,
-            context,
-            "gensec",
-            hypotheses=hypotheses,
-            reference=_optional_string(record, "transcription", where),
-            dataset=record.get("source"),
-            metadata=metadata,
+            _build(
+                record,
+                where,
+                number,
+                context,
+                "gensec",
+                hypotheses=hypotheses,
+                reference=_optional_string(record, "transcription", where),
+                dataset=record.get("source"),
+                metadata=metadata,
+            ),
         )
 
 
@@ -325,11 +379,11 @@ def _build(
     return Example.from_dict(native, where)
 
 
-def _parse_json(line: str, where: str) -> Any:
+def _check_task(name: str, where: str) -> None:
     try:
-        return json.loads(line)
-    except json.JSONDecodeError as error:
-        raise NekoError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
+        get_task(name)
+    except NekoError as error:
+        raise NekoError(f"{where}: {error}") from None
 
 
 def _expect_object(record: Any, where: str) -> dict[str, Any]:
@@ -362,14 +416,14 @@ def _optional_string(record: dict[str, Any], key: str, where: str) -> str | None
 
 
 def _write_native(examples: list[Example], name: str) -> str:
-    return "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in examples)
+    return "".join(json_line(e.to_dict()) for e in examples)
 
 
 def _write_plain_text(examples: list[Example], name: str) -> str:
     lines = []
     for example in examples:
         best = example.best_hypothesis
-        if not best.strip() or "\n" in best or "\r" in best:
+        if not best.strip() or "\n" in best or best.endswith("\r") or best.startswith(BOM):
             raise NekoError(
                 f"example {example.id}: its best hypothesis {best!r} cannot be written as one line "
                 f"of a text file"
@@ -432,34 +486,21 @@ def _gensec_record(example: Example) -> dict[str, Any]:
 def _json_writer(make_record: Callable[[Example], dict[str, Any]]) -> Callable[[list[Example], str], str]:
     def write(examples: list[Example], name: str) -> str:
         records = [make_record(example) for example in examples]
+        lines = [json_line(record) for record in records]
         if _is_jsonl_name(name):
-            return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            return "".join(lines)
         if not records:
             return "[]\n"
-        return "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n]\n"
+        return "[\n" + ",\n".join(line.removesuffix("\n") for line in lines) + "\n]\n"
 
     return write
-
-
-def _write_text_atomically(name: str, text: str) -> None:
-    path = Path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with open_text(temporary, "wt", compressed=name.endswith(".gz")) as out:
-            out.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Names and detection
 
 
-_READERS: dict[str, Callable[[str, _Context], Iterator[Example]]] = {
+_READERS: dict[str, Callable[[str, _Context], Iterator[Placed]]] = {
     "jsonl": _read_jsonl,
     "hyporadise": _read_hyporadise,
     "gensec": _read_gensec,
@@ -483,9 +524,10 @@ def _is_jsonl_name(name: str) -> bool:
 
 
 def _format_from_name(name: str, for_writing: bool) -> str | None:
-    """`jsonl` or `text` when the name settles it; None when the content must (`.json`, no extension)."""
+    """`jsonl` or `text` when the name settles it; None when the content must (`.json`, no extension,
+    standard input)."""
     if name == STDIN:
-        return "jsonl" if for_writing else "text"
+        return "jsonl" if for_writing else None
     lowered = name.lower()
     if _is_jsonl_name(lowered):
         return "jsonl"
@@ -506,13 +548,13 @@ def _first_record(name: str, stripped: str) -> Any:
         start = len(stripped) - len(stripped[1:].lstrip())
         try:
             record, _ = json.JSONDecoder().raw_decode(stripped, start)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # bad JSON, a huge number, deep nesting
             return None
         return record
     first_line = stripped.split("\n", 1)[0]
     try:
-        return json.loads(first_line)
-    except json.JSONDecodeError:
+        return parse_json(first_line, name)
+    except NekoError:
         return None
 
 

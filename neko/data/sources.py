@@ -16,9 +16,7 @@ Loading is cached per process (`load_source`); the Bible export is cached on dis
 
 from __future__ import annotations
 
-import gzip
 import html
-import json
 import os
 import re
 import shutil
@@ -29,6 +27,7 @@ from pathlib import Path
 
 from neko.data.splits import normalize, split_of
 from neko.errors import NekoError
+from neko.io import read_json, read_lines, write_json
 
 SOURCES = ("captions", "bible", "wordnet", "fortunes", "handbook")
 MIN_WORDS = 4
@@ -135,11 +134,10 @@ def load_captions() -> list[Sentence]:
     items = []
     for file in files:
         stem = file.name.removesuffix(".en.gz")
-        with gzip.open(file, "rt", encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                text = clean(line)
-                if acceptable(text):
-                    items.append(Sentence(f"multi30k/{stem}/{number}", text, "captions"))
+        for number, line in enumerate(read_lines(file), start=1):
+            text = clean(line)
+            if acceptable(text):
+                items.append(Sentence(f"multi30k/{stem}/{number}", text, "captions"))
     return items
 
 
@@ -258,14 +256,11 @@ def modernize_spanish(text: str) -> str:
 def load_bible() -> list[Sentence]:
     path = cache_dir() / "bible-web-rv1909.json"
     if path.exists():
-        pairs = json.loads(path.read_text(encoding="utf-8"))
+        pairs = read_json(path)
     else:
         english, spanish = (_export_bible(m) for m in BIBLE_MODULES)
         pairs = [[key, english[key], spanish[key]] for key in english if key in spanish]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(pairs, ensure_ascii=False), encoding="utf-8")
-        temporary.replace(path)
+        write_json(path, pairs, indent=None)
     items = []
     for key, english, spanish in pairs:
         # Psalm titles are verse 1 in RV1909 but a heading in WEB: those verses do not align.

@@ -14,9 +14,9 @@ from typing import Annotated
 
 import typer
 
-from neko.data.jsonl import open_text
 from neko.data.sources import sentences
 from neko.errors import NekoError
+from neko.io import check_writable, write_text
 
 PRETRAINING_SOURCES = ("captions", "bible", "wordnet", "handbook")
 LANGUAGES = ("en", "es")
@@ -55,10 +55,7 @@ def text_command(
     seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
 ) -> None:
     """Export clean train-split text for language-model pretraining (`data.text` in a training config)."""
+    check_writable(out)
     lines = pretraining_lines(source or PRETRAINING_SOURCES, language or LANGUAGES, seed)
-    temporary = out.with_name(out.name + ".tmp")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open_text(temporary, "wt", compressed=out.name.endswith(".gz")) as sink:
-        sink.writelines(line + "\n" for line in lines)
-    temporary.replace(out)
+    write_text(out, "".join(line + "\n" for line in lines))
     typer.echo(f"wrote {len(lines)} lines to {out}", err=True)

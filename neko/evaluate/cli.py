@@ -10,7 +10,6 @@ produced corrections itself can pass them straight to `evaluate`.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,12 +21,12 @@ from rich.console import Console
 
 from neko.data.formats import read_examples
 from neko.data.grouping import GROUP_BY_HELP, group_examples
-from neko.data.jsonl import read_json_lines
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate.heatmap import validate_routing_stats
 from neko.evaluate.normalize import NORMALIZERS
 from neko.evaluate.report import Report, evaluate, print_report, wide_console, write_report
+from neko.io import check_writable_folder, read_json, read_json_lines, write_json, write_json_lines
 
 DEFAULT_SYSTEM = "corrected"
 
@@ -35,6 +34,24 @@ DEFAULT_SYSTEM = "corrected"
 def load_examples(path: str | Path, format: str | None = None, task: str | None = None) -> list[Example]:
     """Examples of a data file in any format neko reads (`task`: for formats that do not record one)."""
     return list(read_examples(path, format=format, task=task))
+
+
+def load_scored_examples(
+    paths: Sequence[str | Path], format: str | None = None, task: str | None = None, limit: int | None = None
+) -> list[Example]:
+    """The examples (the first `limit` of each file) of several data files, each with a reference, ids
+    unique over all the files."""
+    examples: list[Example] = []
+    seen: dict[str, Path] = {}
+    for path in map(Path, paths):
+        loaded = load_examples(path, format=format, task=task)[:limit]
+        check_references(loaded, path)
+        for example in loaded:
+            if example.id in seen:
+                raise NekoError(f"{path}: id {example.id!r} is also an example of {seen[example.id]}")
+            seen[example.id] = path
+        examples += loaded
+    return examples
 
 
 def read_prediction_lines(path: str | Path) -> dict[str, tuple[str, int]]:
@@ -92,14 +109,7 @@ def check_references(examples: list[Example], data: Path) -> None:
 
 
 def load_routing_stats(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise NekoError(f"{path}: no such file")
-    try:
-        stats = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise NekoError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    return validate_routing_stats(stats, str(path))
+    return validate_routing_stats(read_json(path), str(path))
 
 
 def _parse_system(spec: str) -> tuple[str, Path]:
@@ -140,22 +150,20 @@ def run_model(
     if run.rerank:
         reranked = corrector.rerank(examples, batch_size=run.batch_size)
         systems["rerank"] = {e.id: text for e, text in zip(examples, reranked, strict=True)}
-    out.mkdir(parents=True, exist_ok=True)
     for name, outputs in systems.items():
         records = [{"id": key, "correction": text} for key, text in outputs.items()]
-        write_lines(out / f"predictions-{name}.jsonl", records)
+        write_json_lines(out / f"predictions-{name}.jsonl", records)
     routing = None
     if run.routing and corrector.info.assignment is not None:
         outputs = [c.text for c in corrections]
         routing = corrector.routing_stats(examples, outputs=outputs, batch_size=run.batch_size).to_dict()
-        (out / "routing_stats.json").write_text(json.dumps(routing) + "\n")
+        write_json(out / "routing_stats.json", routing, indent=None)
     return systems, routing
 
 
-def write_lines(path: Path, records: list[dict[str, Any]]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    temporary.replace(path)
+def model_systems(run: ModelRun) -> list[str]:
+    """The systems `run_model` makes."""
+    return [DEFAULT_SYSTEM, "rerank"] if run.rerank else [DEFAULT_SYSTEM]
 
 
 def evaluate_and_write(
@@ -197,31 +205,46 @@ def run_eval(
         raise NekoError(f"unknown normaliser {normalizer!r}; expected one of {', '.join(NORMALIZERS)}")
     if not predictions and model is None:
         raise NekoError("give a --model to run, or at least one --predictions file")
+    if gleu_iterations < 1:
+        raise NekoError(f"--gleu-iterations must be at least 1, got {gleu_iterations}")
+    check_writable_folder(out)
     paths = [data] if isinstance(data, str | Path) else list(data)
-    examples = [e for path in paths for e in load_examples(path, format=format, task=task)]
+    examples = load_scored_examples(paths, format=format, task=task)
     if limit_per_dataset is not None:
         examples = first_per_dataset(examples, limit_per_dataset)
     examples = group_examples(examples, group_by)
     data = Path(paths[0]) if len(paths) == 1 else Path("+".join(str(p) for p in paths))
     if not examples:
         raise NekoError(f"{data}: no examples")
-    check_references(examples, data)
-    systems: dict[str, dict[str, str]] = {}
     routing = load_routing_stats(routing_stats) if routing_stats is not None else None
+    taken = model_systems(model) if model is not None else []
+    systems = read_systems(predictions, examples, data, taken, subset=limit_per_dataset is not None)
     if model is not None:
-        model_systems, routing = run_model(examples, model, out, console or Console(stderr=True))
-        systems.update(model_systems)
+        out.mkdir(parents=True, exist_ok=True)
+        made, made_routing = run_model(examples, model, out, console or Console(stderr=True))
+        systems = made | systems
+        routing = made_routing
+    return evaluate_and_write(examples, systems, out, routing, normalizer, gleu_iterations, console)
+
+
+def read_systems(
+    predictions: list[str], examples: list[Example], data: Path, taken: list[str], subset: bool = False
+) -> dict[str, dict[str, str]]:
+    """The `--predictions` files as {system: {id: correction}}, each checked against the examples
+    (all read before a model runs, so a bad file fails at once). `taken`: the names a model run will
+    use; `subset`: the examples are a subset of the data files, so predictions of others are fine."""
+    systems: dict[str, dict[str, str]] = {}
+    kept = {e.id for e in examples}
     for spec in predictions:
         name, path = _parse_system(spec)
-        if name in systems:
+        if name in systems or name in taken:
             raise NekoError(f"--predictions: two systems named {name!r}; name them with NAME=PATH")
         records = read_prediction_lines(path)
-        if limit_per_dataset is not None:  # predictions of examples left out of the subset are fine
-            kept = {e.id for e in examples}
+        if subset:
             records = {key: value for key, value in records.items() if key in kept}
         check_predictions(examples, records, data, path)
         systems[name] = {key: text for key, (text, _) in records.items()}
-    return evaluate_and_write(examples, systems, out, routing, normalizer, gleu_iterations, console)
+    return systems
 
 
 def eval_command(
@@ -242,8 +265,8 @@ def eval_command(
         str | None,
         typer.Option("--model", "-m", help="Run this model directory first ('default': models/neko-tiny)."),
     ] = None,
-    beams: Annotated[int, typer.Option("--beams", help="Beam size of --model's generation.")] = 1,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of --model.")] = 16,
+    beams: Annotated[int, typer.Option("--beams", min=1, help="Beam size of --model's generation.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size of --model.")] = 16,
     limit_per_dataset: Annotated[
         int | None, typer.Option("--limit-per-dataset", help="Score the first N examples of each dataset.")
     ] = None,
@@ -258,7 +281,8 @@ def eval_command(
         str, typer.Option("--normalizer", help="Text normaliser for WER tasks: basic, whisper or none.")
     ] = "basic",
     gleu_iterations: Annotated[
-        int, typer.Option("--gleu-iterations", help="Reference-sampling iterations of GLEU (JFLEG: 500).")
+        int,
+        typer.Option("--gleu-iterations", min=1, help="Reference-sampling iterations of GLEU (JFLEG: 500)."),
     ] = 500,
     format: Annotated[
         str | None, typer.Option("--format", help="Format of DATA (default: detected from name and content).")

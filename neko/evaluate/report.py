@@ -14,7 +14,6 @@ e.g. `{"corrected": ..., "rerank": ...}`. Scoring is separate from reading files
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate.metrics import Scorer, get_metric, relative_change
 from neko.evaluate.oracles import COMPOSITIONAL_METRIC, compositional_oracle_wer, task_oracle_outputs
+from neko.io import write_json, write_text
 
 BASELINE = "1-best"
 ORACLE = "oracle"
@@ -269,9 +269,9 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
             written.append(plot_gate_probability(report.routing, out / GATE_PNG))
             figures.append(GATE_PNG)
     markdown = out / "report.md"
-    markdown.write_text(render_markdown(report, figures), encoding="utf-8")
+    write_text(markdown, render_markdown(report, figures))
     record = report.to_dict()
     record["figures"] = figures
     data = out / "report.json"
-    data.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(data, record)
     return [markdown, data, *written]

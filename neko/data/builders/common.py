@@ -10,7 +10,6 @@ final `.jsonl.gz` atomically and deletes the partial file.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import random
@@ -27,6 +26,7 @@ from neko.data.jsonl import read_jsonl, write_jsonl
 from neko.data.schema import Example
 from neko.data.sources import Sentence, sentences
 from neko.errors import NekoError
+from neko.io import check_writable, json_line, parse_json
 
 # Debian package of each external tool, for the one-line "install it" error.
 TOOL_PACKAGES = {
@@ -118,11 +118,10 @@ def read_partial(path: Path) -> list[dict[str, Any]]:
         end = data.find(b"\n", position)
         if end < 0:
             break
-        line = data[position:end]
         try:
-            record = json.loads(line)
+            record = parse_json(data[position:end].decode("utf-8"), str(path))
             Example.from_dict(record)
-        except (ValueError, NekoError):
+        except (UnicodeDecodeError, NekoError):
             break
         records.append(record)
         position = good = end + 1
@@ -229,6 +228,7 @@ def run_build(
     `work(state, job)` makes one Example. A job that fails is reported and left for the next run.
     """
     out = Path(out)
+    check_writable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(out)
     finished: dict[str, dict[str, Any]] = {}
@@ -258,7 +258,7 @@ def run_build(
                         failures += 1
                         print(f"{job.id}: failed: {error}", file=sys.stderr, flush=True)
                         continue
-                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    sink.write(json_line(record))
                     sink.flush()
                     finished[job.id] = record
                     reporter.advance()
