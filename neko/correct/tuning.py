@@ -138,6 +138,7 @@ class _Replay:
         }
         self.texts = [[r.evidence.best, r.evidence.pick, r.evidence.output] for r in rows]
         self.edits = self._edit_table() if self.metric in EDIT_RATE_METRICS else None
+        self.stats = _sentence_stats(self.metric, rows, self.texts) if self.metric in STATS_METRICS else None
         self.cache: dict[tuple[str, bytes], float] = {}
 
     def _edit_table(self) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +158,8 @@ class _Replay:
             errors, lengths = self.edits
             total = lengths[indices].sum()
             return 100.0 * errors[indices, choice[indices]].sum() / max(total, 1.0)
+        if self.stats is not None:
+            return self.stats.score(choice, indices)
         key = (str(indices[:1]) + str(len(indices)), choice[indices].tobytes())
         if key not in self.cache:
             examples = [self.rows[i].example for i in indices]
@@ -166,6 +169,61 @@ class _Replay:
 
     def per_dataset(self, choice: np.ndarray) -> dict[str, float]:
         return {name: self.score(choice, indices) for name, indices in self.datasets.items()}
+
+
+class _BleuStats:
+    """Corpus BLEU of any choice from per-sentence n-gram statistics (sacrebleu's), summed."""
+
+    def __init__(self, rows: list[Row], texts: list[list[str]]) -> None:
+        from sacrebleu.metrics import BLEU
+
+        self.bleu = BLEU()
+        references = [row.example.references for row in rows]
+        streams = [
+            [refs[k] if k < len(refs) else None for refs in references]
+            for k in range(max(map(len, references)))
+        ]
+        columns = [self.bleu._extract_corpus_statistics([t[k] for t in texts], streams) for k in range(3)]
+        self.table = np.stack([np.array(column, dtype=float) for column in columns], axis=1)
+
+    def score(self, choice: np.ndarray, indices: np.ndarray) -> float:
+        totals = self.table[indices, choice[indices]].sum(axis=0)
+        return float(self.bleu._compute_score_from_stats([int(x) for x in totals]).score)
+
+
+class _GleuStats:
+    """Corpus GLEU of any choice from per-sentence statistics against each reference, averaged over
+    `TUNING_GLEU_ITERATIONS` fixed reference samplings (as `neko.evaluate.gleu.corpus_gleu` samples)."""
+
+    def __init__(self, rows: list[Row], texts: list[list[str]]) -> None:
+        from neko.evaluate import gleu
+
+        self.gleu_from_stats = gleu.gleu_from_stats
+        references = [row.example.references for row in rows]
+        width = 2 * gleu.ORDER + 2
+        self.table = np.zeros((len(rows), 3, max(map(len, references)), width))
+        for i, (row, refs) in enumerate(zip(rows, references, strict=True)):
+            for k in range(3):
+                for r, reference in enumerate(refs):
+                    self.table[i, k, r] = gleu.sentence_stats(
+                        row.example.best_hypothesis, texts[i][k], reference
+                    )
+        self.samples = gleu.sample_reference_indices(
+            [len(refs) for refs in references], TUNING_GLEU_ITERATIONS
+        )
+
+    def score(self, choice: np.ndarray, indices: np.ndarray) -> float:
+        picked = self.table[indices, choice[indices]]  # (rows, references, width)
+        totals = picked[np.arange(len(indices)), self.samples[:, indices]].sum(axis=1)  # (iterations, width)
+        return 100.0 * float(np.mean([self.gleu_from_stats(t.tolist()) for t in totals]))
+
+
+STATS_METRICS = {"bleu": _BleuStats, "gleu": _GleuStats}
+"""Metrics replayed from per-sentence statistics."""
+
+
+def _sentence_stats(metric: str, rows: list[Row], texts: list[list[str]]):
+    return STATS_METRICS[metric](rows, texts)
 
 
 def write_rows(path: Path, rows: Sequence[Row]) -> None:
