@@ -4,6 +4,7 @@ data, `neko tune-valve`."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -109,19 +110,27 @@ def test_bad_valve_settings_are_one_line(tmp_path):
             read_model_info(path)
 
 
-def test_tune_valve_command_writes_the_chosen_rates(tmp_path):
-    path = make_model_dir(tmp_path / "model", max_new_tokens=4)
+def test_tune_valve_command_writes_the_chosen_rates(scripted, tmp_path, monkeypatch):
+    corrector, path = scripted
+    examples = [*DEV, Example("t", "tec", ["he go home"], reference="he goes home")]
     dev = tmp_path / "dev.jsonl"
-    write_jsonl(dev, [*DEV, Example("t", "tec", ["he go home"], reference="he goes home")])
+    write_jsonl(dev, examples)
+    expected = tune_valve(corrector, examples)
+    monkeypatch.setattr(Corrector, "from_pretrained", lambda *args, **kwargs: corrector)
     if not any(command.name == "tune-valve" for command in app.registered_commands):
         _register_commands()
     runner = CliRunner()
     result = runner.invoke(app, ["tune-valve", str(dev), "--model", str(path)])
     assert result.exit_code == 0, result.output
-    assert "asr: wer on 2 dev examples" in result.stdout and "tec: gleu on 1 dev examples" in result.stdout
+    assert "asr: wer on 2 dev examples (1-best 10.00)" in result.stdout
+    assert "tec: gleu on 1 dev examples" in result.stdout
+    chosen = [line for line in result.stdout.splitlines() if "chosen" in line]
+    assert len(chosen) == 2
+    assert re.search(r"\b0\s*│\s*1-best\s*│\s*0\.00\s*│\s*1\s*│\s*chosen", chosen[0]), chosen[0]
     assert read_model_info(path).max_edit_rate == {}  # a dry run by default
     result = runner.invoke(app, ["tune-valve", str(dev), "--model", str(path), "--write"])
     assert result.exit_code == 0, result.output
-    assert set(read_model_info(path).max_edit_rate) == {"asr", "tec"}
-    assert set(read_model_info(path).max_edit_rate.values()) <= set(CANDIDATE_RATES)
-    assert set(read_model_info(path).fallback.values()) <= set(FALLBACKS)
+    info = read_model_info(path)
+    assert info.max_edit_rate == {task: tuning.best.rate for task, tuning in expected.items()}
+    assert info.fallback == {task: tuning.best.fallback for task, tuning in expected.items()}
+    assert (info.max_edit_rate["asr"], info.fallback["asr"]) == (0.0, "1-best")
