@@ -250,7 +250,7 @@ def _calls_per_module(tmp_path: Path, checkpointing: bool) -> dict[int, list[tor
     with expert_calls() as calls:
         train(load_config(config))
     per_module: dict[int, list[torch.Tensor]] = {}
-    for module, _, indices in calls:
+    for module, indices in calls:
         per_module.setdefault(module, []).append(indices)
     return per_module
 

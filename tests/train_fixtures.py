@@ -79,15 +79,15 @@ def counted_optimizer_steps(stop_after: int | None = None) -> Iterator[list[int]
 
 
 @contextlib.contextmanager
-def expert_calls(class_suffix: str = "Experts") -> Iterator[list[tuple[int, bool, torch.Tensor]]]:
-    """Record every call of an MoE expert module inside the block: (module id, grad mode enabled,
-    the expert indices it was given). The indices are the routing decision actually applied,
-    task guidance included, whatever hooks made it."""
-    calls: list[tuple[int, bool, torch.Tensor]] = []
+def expert_calls(class_suffix: str = "Experts") -> Iterator[list[tuple[int, torch.Tensor]]]:
+    """Record every call of an MoE expert module inside the block: (module id, the expert indices it
+    was given). The indices are the routing decision actually applied, task guidance included,
+    whatever hooks made it."""
+    calls: list[tuple[int, torch.Tensor]] = []
 
     def before(module, args) -> None:
         if type(module).__name__.endswith(class_suffix) and len(args) >= 2:
-            calls.append((id(module), torch.is_grad_enabled(), args[1].detach().clone()))
+            calls.append((id(module), args[1].detach().clone()))
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(before)
     try:
