@@ -206,10 +206,15 @@ def test_truncation_cuts_the_best_when_it_alone_is_too_long(corrector):
 def test_correct_warns_when_truncating_and_falls_back_to_the_full_best(corrector):
     long_best = "the quick brown fox jumps over the lazy dog " * 3
     inputs = [Example("long", "asr", [long_best, "the cat"]), Example("short", "asr", ["a cat"])]
-    with pytest.warns(UserWarning, match=r"1 of 2 prompts were longer than max_source_tokens=12.*'long'"):
-        corrections = corrector.correct(inputs, max_source_tokens=12)
+    undo = script_outputs(corrector.model, [corrector.eos_id])  # an empty output: the valve rejects it
+    try:
+        with pytest.warns(UserWarning, match=r"1 of 2 prompts were longer than max_source_tokens=12.*'long'"):
+            corrections = corrector.correct(inputs, max_source_tokens=12)
+    finally:
+        undo()
     assert corrections[0].id == "long"
-    assert not corrections[0].fell_back or corrections[0].text == long_best
+    assert (corrections[0].fell_back, corrections[0].reason) == (True, "empty")
+    assert corrections[0].text == long_best  # the whole 1-best, not the cut one the prompt showed
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         corrector.correct(inputs[1:], max_source_tokens=12)

@@ -3,26 +3,57 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
-from correct_fixtures import make_model_dir
+from correct_fixtures import make_model_dir, script_outputs
 from typer.testing import CliRunner
 
 import neko.data.text as text_module
 from neko.cli import _register_commands, app
+from neko.correct import Corrector
 from neko.data.sources import Sentence
 from neko.data.splits import split_of
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "eval" / "data.jsonl"
 
 
-def test_demo_prints_each_example_before_and_after_with_error_rates(tmp_path):
+def test_demo_prints_each_example_before_and_after_with_error_rates(tmp_path, monkeypatch):
+    corrector = Corrector.from_pretrained(make_model_dir(tmp_path / "model"), device="cpu")
+    ids = corrector.tokenizer.encode("the cat sat on the mat", add_special_tokens=False)
+    undo = script_outputs(corrector.model, [*ids, corrector.eos_id])
+    monkeypatch.setattr(Corrector, "from_pretrained", lambda *args, **kwargs: corrector)
     _register_commands()
-    model = make_model_dir(tmp_path / "model")
-    result = CliRunner().invoke(app, ["demo", "--model", str(model), "--examples", str(EXAMPLES)])
+    try:
+        result = CliRunner().invoke(app, ["demo", "--examples", str(EXAMPLES)])
+    finally:
+        undo()
     assert result.exit_code == 0, result.output
-    for word in ("recognizer", "neko", "reference", "WER:", "CER:", "BLEU:", "GLEU:", "1-best"):
-        assert word in result.output
+    lines = result.output.splitlines()
+    # a1 is one word from the scripted output: kept, WER 1/6 -> 0
+    a1 = _block(lines, "asr · d1 · a1")
+    assert a1 == [
+        "recognizer  the cat sat on a mat",
+        "neko        the cat sat on the mat",
+        "reference   The cat sat on the mat.",
+        "WER: 16.7 -> 0.0",
+    ]
+    # a2 shares little with the scripted output: the valve keeps the 1-best, WER 1/4 both
+    assert _block(lines, "asr · d1 · a2") == [
+        "recognizer  i have to dogs",
+        "neko        i have to dogs (fell back to the 1-best)",
+        "reference   I have 2 dogs",
+        "WER: 25.0 -> 25.0",
+    ]
+    assert _block(lines, "ocr · ocr-set · o1")[-1] == "CER: 18.2 -> 18.2"
+    # the table: asr 3 errors in 12 words before, 2 after (a1 fixed)
+    assert re.search(r"asr\s*│\s*3\s*│\s*WER\s*│\s*25\.00\s*│\s*16\.67", result.output), result.output
+
+
+def _block(lines: list[str], title: str) -> list[str]:
+    """The four lines the demo prints under the rule titled `title`."""
+    start = next(i for i, line in enumerate(lines) if title in line)
+    return [line.rstrip() for line in lines[start + 1 : start + 5]]
 
 
 def test_text_export_keeps_only_train_split_sentences_and_their_translations(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from neko.correct import Corrector
 from neko.data.cli import stats_command
 from neko.data.jsonl import read_jsonl, write_jsonl
 from neko.errors import NekoError
@@ -132,7 +134,14 @@ def test_write_report(report, tmp_path):
 
 def test_markdown_without_routing(report):
     text = render_markdown(report)
-    assert "## asr" in text and "## tec" in text and "Expert" not in text
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections == ["## asr", "## st", "## ocr", "## tec", "## Signatures"]
+    # rerank = the last hypotheses: 3 + 2 + 1 errors in 12 words
+    assert (
+        "| (all) | 3 | WER ↓ | 25.00 | 8.33 (-66.7%) | 50.00 (+100.0%) | 16.67 (-33.3%) | 8.33 (-66.7%) |"
+        in text
+    )
+    assert "Expert" not in text and "![" not in text
 
 
 def test_routing_stats_validation():
@@ -151,7 +160,11 @@ def test_eval_command(tmp_path, capsys):
     out = tmp_path / "reports" / "x"
     eval_command(DATA, out, [str(PREDICTIONS)], routing_stats=ROUTING)
     printed = capsys.readouterr().out
-    assert "asr" in printed and "WER" in printed and "oracle" in printed and "BLEU" in printed
+    cells = r"\s*│\s*"
+    asr_all = cells.join([r"\(all\)", "3", "WER ↓", r"25\.00", r"8\.33 \(-66\.7%\)", r"16\.67 \(-33\.3%\)"])
+    assert re.search(asr_all + cells + r"8\.33 \(-66\.7%\)", printed), printed
+    st_all = cells.join([r"\(all\)", "1", "BLEU ↑", r"66\.87", r"100\.00 \(\+49\.5%\)", r"100\.00"])
+    assert re.search(st_all, printed), printed
     assert "nrefs:2|case:mixed" in printed  # the sacrebleu signature
     for name in ("report.md", "report.json", "expert_utilization.png", "gate_probability.png"):
         assert (out / name).stat().st_size > 0
@@ -236,7 +249,8 @@ def test_describe(examples, capsys):
     assert st.metric_oracle == pytest.approx(100.0)
     assert rows[("tec", "(all)")].metric == "gleu"
     print_stats(list(rows.values()))
-    assert "asr" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert re.search(r"asr\s*│\s*\(all\)\s*│\s*3\s*│\s*3\s*│\s*2\.33 \[2-3\]\s*│\s*25\.00 / 16\.67", printed)
 
 
 def test_describe_without_references():
@@ -251,7 +265,10 @@ def test_stats_command_through_typer():
     app.command("other")(lambda: None)
     result = CliRunner().invoke(app, ["stats", str(DATA)])
     assert result.exit_code == 0, result.output
-    assert "asr" in result.output and "(all)" in result.output
+    ocr_all = (
+        r"ocr\s*│\s*\(all\)\s*│\s*1\s*│\s*1\s*│\s*1\.00 \[1-1\]\s*│\s*100\.00 / 100\.00\s*│\s*18\.18 / 18\.18"
+    )
+    assert re.search(ocr_all, result.output), result.output
 
 
 def test_eval_runs_a_model_first_with_rerank_baseline_and_routing_heatmaps(tmp_path):
@@ -269,12 +286,20 @@ def test_eval_runs_a_model_first_with_rerank_baseline_and_routing_heatmaps(tmp_p
         "routing_stats.json",
         "expert_utilization.png",
     } <= written
+    examples = list(read_jsonl(DATA))
+    corrector = Corrector.from_pretrained(model)
+    corrected = {c.id: c.text for c in corrector.correct(examples)}
+    reranked = {e.id: text for e, text in zip(examples, corrector.rerank(examples), strict=True)}
+    assert read_predictions(out / "predictions-corrected.jsonl") == corrected
+    assert read_predictions(out / "predictions-rerank.jsonl") == reranked
     report = json.loads((out / "report.json").read_text())
-    assert "rerank" in json.dumps(report) and "corrected" in json.dumps(report)
-    examples = {e.id: e for e in read_jsonl(DATA)}
-    for line in (out / "predictions-rerank.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        assert record["correction"] in examples[record["id"]].hypotheses
+    assert report["systems"] == ["1-best", "corrected", "rerank", "oracle"]
+    expected = evaluate(examples, {"corrected": corrected, "rerank": reranked}, errant=False)
+    asr_all = next(r for r in report["results"] if r["task"] == "asr" and r["dataset"] == "(all)")
+    assert asr_all["metrics"]["wer"]["scores"] == pytest.approx(expected.row("asr").scores["wer"])
+    routing = json.loads((out / "routing_stats.json").read_text())
+    stats = corrector.routing_stats(examples, outputs=[corrected[e.id] for e in examples])
+    assert routing["counts"] == stats.counts.tolist()
 
 
 def test_eval_scores_several_files_and_a_fixed_subset_per_dataset(tmp_path):

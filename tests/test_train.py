@@ -147,7 +147,7 @@ def test_cli_prints_config_errors_as_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_dense_checkpoint_is_upcycled_and_trained_with_checkpointing_and_tensorboard(tmp_path):
+def test_dense_checkpoint_is_upcycled_and_trained_with_checkpointing(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from neko.train.tokenizer import train_tokenizer
@@ -173,14 +173,30 @@ def test_dense_checkpoint_is_upcycled_and_trained_with_checkpointing_and_tensorb
         model={"source": "dense", "path": str(dense_dir), "upcycle_experts": 4},
         optim__max_steps=6,
         run__gradient_checkpointing=True,
-        run__tensorboard=True,
     )
     model_dir = train(load_config(config))
     upcycled = AutoModelForCausalLM.from_pretrained(model_dir)
     assert upcycled.config.model_type == "mixtral" and upcycled.config.num_local_experts == 4
     losses = [m["loss"] for m in read_metrics(tmp_path / "run") if "loss" in m]
     assert len(losses) == 6 and all(loss == loss for loss in losses)
-    assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_tensorboard_gets_the_logged_scalars(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard not installed (pip install tensorboard)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(load_config(write_config(tmp_path, optim__max_steps=3, run__tensorboard=True)))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    logged = [m["loss"] for m in read_metrics(tmp_path / "run") if "loss" in m]
+    assert [e.step for e in events.Scalars("loss")] == [1, 2, 3]
+    assert [e.value for e in events.Scalars("loss")] == pytest.approx(logged, rel=1e-6)
+
+
+def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if it were not installed
+    with pytest.raises(NekoError, match=r"run\.tensorboard needs the tensorboard package"):
+        train(load_config(write_config(tmp_path, optim__max_steps=1, run__tensorboard=True)))
 
 
 def test_a_log_line_averages_every_step_since_the_previous_one():
