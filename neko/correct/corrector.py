@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from neko.correct.generation import collect_routing, generate, length_batches, score_targets
+from neko.correct.decoding import DEFAULT_ENGINE, check_engine, generate
+from neko.correct.generation import collect_routing, length_batches, score_targets
 from neko.correct.model_dir import (
     ModelInfo,
     check_model_files,
@@ -71,9 +72,17 @@ class _Item:
 
 
 class Corrector:
-    """A correction model with its tokenizer and `neko.json` settings (`ModelInfo`)."""
+    """A correction model with its tokenizer and `neko.json` settings (`ModelInfo`); `engine` (one of
+    `neko.correct.decoding.ENGINES`) writes its outputs."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, info: ModelInfo, name: str = "the model") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        info: ModelInfo,
+        name: str = "the model",
+        engine: str = DEFAULT_ENGINE,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.info = info
@@ -83,6 +92,8 @@ class Corrector:
         if info.routing_strategy is not None and not hasattr(model, "neko_guidance"):
             apply_task_guidance(model, info.assignment, info.routing_strategy)
         self.last_fallbacks: Counter[str] = Counter()
+        self.engine = check_engine(engine)
+        self._separators = list(tokenizer.all_special_ids)
 
     @classmethod
     def from_pretrained(
@@ -90,6 +101,7 @@ class Corrector:
         path: str | Path | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | str | None = None,
+        engine: str = DEFAULT_ENGINE,
     ) -> Corrector:
         """Load a model directory (None: the default model, `models/neko-tiny`) on `device` (None or
         "auto": CUDA when available). `dtype` overrides the checkpoint's."""
@@ -98,7 +110,7 @@ class Corrector:
         info = read_model_info(path)
         tokenizer = load_tokenizer(path, info)
         model = load_model(path, resolve_device(device), dtype)
-        return cls(model, tokenizer, info, name=str(path))
+        return cls(model, tokenizer, info, name=str(path), engine=engine)
 
     @property
     def device(self) -> torch.device:
@@ -151,6 +163,8 @@ class Corrector:
                 eos_id=self.eos_id,
                 max_new_tokens=max_new_tokens,
                 num_beams=num_beams,
+                engine=self.engine,
+                separators=self._separators,
             )
             for i, result in zip(batch, generated, strict=True):
                 item = items[i]
