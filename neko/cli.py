@@ -22,6 +22,7 @@ _stderr = Console(stderr=True)
 
 def _register_commands() -> None:
     from neko.correct.cli import correct_command, tune_valve_command
+    from neko.correct.export_cli import export_command
     from neko.data.cli import data_app
     from neko.demo import demo_command
     from neko.evaluate.cli import eval_command
@@ -33,6 +34,7 @@ def _register_commands() -> None:
     app.command("tune-valve")(tune_valve_command)
     app.command("eval")(eval_command)
     app.command("demo")(demo_command)
+    app.command("export")(export_command)
 
 
 def main() -> None:

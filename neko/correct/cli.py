@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from neko.correct.engines import DEFAULT_ENGINE, ENGINE_HELP
 from neko.errors import NekoError
 
 OUTPUT_FORMATS = ("jsonl", "text")
@@ -56,6 +57,7 @@ def correct_command(
     device: Annotated[
         str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
     ] = "auto",
+    engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = DEFAULT_ENGINE,
 ) -> None:
     """Correct the hypotheses of INPUT; print the number of fallbacks to the 1-best on standard error."""
     from transformers.utils import logging as transformers_logging
@@ -75,7 +77,7 @@ def correct_command(
     transformers_logging.disable_progress_bar()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        corrector = Corrector.from_pretrained(model_dir, device=device)
+        corrector = Corrector.from_pretrained(model_dir, device=device, engine=engine)
         corrections = corrector.correct(
             examples,
             task=task,
@@ -139,6 +141,7 @@ def tune_valve_command(
     write: Annotated[
         bool, typer.Option("--write/--dry-run", help="store the chosen settings in the model's neko.json")
     ] = False,
+    engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = DEFAULT_ENGINE,
 ) -> None:
     """Choose the safety valve's settings per task on dev DATA: the max_edit_rate and fallback (1-best or
     the model's rerank) whose corrections score best (all printed, with the 1-best for comparison);
@@ -165,7 +168,7 @@ def tune_valve_command(
     if not examples:
         raise NekoError(f"{data[0]}: no examples")
     transformers_logging.disable_progress_bar()
-    corrector = Corrector.from_pretrained(model_dir)
+    corrector = Corrector.from_pretrained(model_dir, engine=engine)
     tunings = tune_valve(corrector, examples, batch_size=batch_size)
 
     console = wide_console()

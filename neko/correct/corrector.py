@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from neko.correct.decoding import DEFAULT_ENGINE, check_engine, generate
+from neko.correct.decoding import generate
+from neko.correct.engines import DEFAULT_ENGINE, check_engine
 from neko.correct.generation import collect_routing, length_batches, score_targets
 from neko.correct.model_dir import (
     ModelInfo,
@@ -73,7 +74,7 @@ class _Item:
 
 class Corrector:
     """A correction model with its tokenizer and `neko.json` settings (`ModelInfo`); `engine` (one of
-    `neko.correct.decoding.ENGINES`) writes its outputs."""
+    `neko.correct.engines.ENGINES`) writes its outputs."""
 
     def __init__(
         self,

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from neko.correct.engines import DEFAULT_ENGINE, check_engine
 from neko.correct.generation import Generated, left_pad, model_device
 from neko.correct.generation import generate as transformers_generate
-from neko.errors import NekoError
 
 DRAFT_TOKENS = 8
 """Most tokens drafted per row and step: a draft that is wrong costs its width in the next pass."""
@@ -243,18 +243,6 @@ def _squeeze_holes(cache, mask: torch.Tensor, prompt_width: int):
     return cache, new_mask
 
 
-ENGINES = ("copy", "transformers")
-"""`copy`: `copy_generate` (greedy only; beam search runs on transformers). `transformers`: its
-`generate`, the reference."""
-DEFAULT_ENGINE = "copy"
-
-
-def check_engine(engine: str) -> str:
-    if engine not in ENGINES:
-        raise NekoError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    return engine
-
-
 def generate(
     model: torch.nn.Module,
     prompts: Sequence[Sequence[int]],
@@ -266,7 +254,7 @@ def generate(
     engine: str = DEFAULT_ENGINE,
     separators: Sequence[int] = (),
 ) -> list[Generated]:
-    """Continuations of one batch of prompts with `engine` (one of `ENGINES`)."""
+    """Continuations of one batch of prompts with `engine` (one of `neko.correct.engines.ENGINES`)."""
     if check_engine(engine) == "copy" and num_beams == 1:
         return copy_generate(
             model, prompts, pad_id=pad_id, eos_id=eos_id, max_new_tokens=max_new_tokens, separators=separators
