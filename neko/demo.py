@@ -16,6 +16,7 @@ from rich.table import Table
 
 from neko.data.formats import read_examples
 from neko.data.schema import Example
+from neko.progress import QUIET_HELP, progress_bar
 
 DEMO_EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "demo.jsonl"
 
@@ -25,6 +26,7 @@ def demo_command(
         str | None, typer.Option("--model", "-m", help="Model directory (default: neko-tiny).")
     ] = None,
     examples: Annotated[Path, typer.Option("--examples", help="Examples with references.")] = DEMO_EXAMPLES,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Correct bundled examples of each task and print them before and after, with error rates."""
     from neko.correct import Corrector
@@ -33,7 +35,8 @@ def demo_command(
     console = Console()
     corrector = Corrector.from_pretrained(model)
     items = read_examples(examples)
-    corrections = corrector.correct(items)
+    with progress_bar("correcting", len(items), quiet) as corrector.progress:
+        corrections = corrector.correct(items)
     scorer = Scorer(gleu_iterations=50, errant=False)
     by_task: dict[str, list[tuple[Example, str]]] = defaultdict(list)
     for example, correction in zip(items, corrections, strict=True):

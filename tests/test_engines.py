@@ -13,6 +13,7 @@ from neko.correct import Corrector, decoding
 from neko.correct.decoding import DRAFT_TOKENS, PromptLookup, copy_generate, copy_sources, generate
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.progress import progress_bar
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +121,20 @@ def test_prompt_lookup_drafts_the_hypothesis_that_continues():
 def test_unknown_engine_is_one_line(tmp_path):
     with pytest.raises(NekoError, match="unknown engine 'fast'; expected one of copy, transformers"):
         Corrector.from_pretrained(make_model_dir(tmp_path / "m"), device="cpu", engine="fast")
+
+
+def test_progress_is_reported_per_batch(corrector):
+    done = []
+    corrector.progress = done.append
+    try:
+        corrector.correct(random_inputs(10, seed=3), batch_size=4)
+    finally:
+        corrector.progress = None
+    assert done == [4, 4, 2]
+
+
+def test_no_progress_bar_off_a_terminal_or_when_quiet():
+    with progress_bar("x", 3) as advance:  # pytest captures standard error: not a terminal
+        assert advance is None
+    with progress_bar("x", 3, quiet=True) as advance:
+        assert advance is None

@@ -14,6 +14,7 @@ import typer
 
 from neko.correct.engines import DEFAULT_ENGINE, ENGINE_HELP
 from neko.errors import NekoError
+from neko.progress import QUIET_HELP, progress_bar
 
 OUTPUT_FORMATS = ("jsonl", "text")
 
@@ -58,6 +59,7 @@ def correct_command(
         str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
     ] = "auto",
     engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = DEFAULT_ENGINE,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Correct the hypotheses of INPUT; print the number of fallbacks to the 1-best on standard error."""
     from transformers.utils import logging as transformers_logging
@@ -78,14 +80,15 @@ def correct_command(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         corrector = Corrector.from_pretrained(model_dir, device=device, engine=engine)
-        corrections = corrector.correct(
-            examples,
-            task=task,
-            num_beams=beams,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            safety_valve=safety_valve,
-        )
+        with progress_bar("correcting", len(examples), quiet) as corrector.progress:
+            corrections = corrector.correct(
+                examples,
+                task=task,
+                num_beams=beams,
+                batch_size=batch_size,
+                max_new_tokens=max_new_tokens,
+                safety_valve=safety_valve,
+            )
     for warning in caught:
         typer.echo(f"warning: {warning.message}", err=True)
 
@@ -142,6 +145,7 @@ def tune_valve_command(
         bool, typer.Option("--write/--dry-run", help="store the chosen settings in the model's neko.json")
     ] = False,
     engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = DEFAULT_ENGINE,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Choose the safety valve's settings per task on dev DATA: the max_edit_rate and fallback (1-best or
     the model's rerank) whose corrections score best (all printed, with the 1-best for comparison);
@@ -169,7 +173,8 @@ def tune_valve_command(
         raise NekoError(f"{data[0]}: no examples")
     transformers_logging.disable_progress_bar()
     corrector = Corrector.from_pretrained(model_dir, engine=engine)
-    tunings = tune_valve(corrector, examples, batch_size=batch_size)
+    with progress_bar("correcting", len(examples), quiet) as corrector.progress:
+        tunings = tune_valve(corrector, examples, batch_size=batch_size)
 
     console = wide_console()
     for tuning in tunings.values():

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -94,6 +94,8 @@ class Corrector:
             apply_task_guidance(model, info.assignment, info.routing_strategy)
         self.last_fallbacks: Counter[str] = Counter()
         self.engine = check_engine(engine)
+        self.progress: Callable[[int], None] | None = None
+        """Called with the number of inputs done after each batch of `correct` (e.g. a progress bar)."""
         self._separators = list(tokenizer.all_special_ids)
 
     @classmethod
@@ -167,6 +169,8 @@ class Corrector:
                 engine=self.engine,
                 separators=self._separators,
             )
+            if self.progress is not None:
+                self.progress(len(batch))
             for i, result in zip(batch, generated, strict=True):
                 item = items[i]
                 output = decode(self.tokenizer, result.ids).strip()

@@ -126,9 +126,11 @@ def run_model(
     """Correct (and rerank) `examples` with the model; save its predictions and routing statistics in
     `out` so they can be scored again without the model. Returns (systems, routing statistics)."""
     from neko.correct import Corrector
+    from neko.progress import progress_bar
 
     corrector = Corrector.from_pretrained(run.path)
-    corrections = corrector.correct(examples, num_beams=run.beams, batch_size=run.batch_size)
+    with progress_bar("correcting", len(examples)) as corrector.progress:
+        corrections = corrector.correct(examples, num_beams=run.beams, batch_size=run.batch_size)
     fallbacks = sum(corrector.last_fallbacks.values())
     target = corrector.fallback_target(corrections)
     console.print(f"{corrector.name}: {len(examples)} corrected, {fallbacks} fell back to {target}")
