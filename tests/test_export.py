@@ -98,6 +98,9 @@ def test_export_command(tmp_path):
 
 def test_registering_the_commands_imports_no_torch():
     """`neko --help` and the commands that need no model start without torch (seconds to import)."""
-    code = "import sys; from neko.cli import _register_commands; _register_commands(); print('torch' in sys.modules)"
+    code = (
+        "import sys; from neko.cli import _register_commands; _register_commands(); "
+        "print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
