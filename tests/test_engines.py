@@ -18,7 +18,7 @@ from neko.progress import progress_bar
 
 @pytest.fixture(scope="module")
 def corrector(tmp_path_factory):
-    path = make_model_dir(tmp_path_factory.mktemp("engines") / "m", max_new_tokens=24)
+    path = make_model_dir(tmp_path_factory.mktemp("engines") / "m", max_new_tokens=16)
     # float64: the engines' different pass shapes round differently; in float32 a near-tie could flip
     corrector = Corrector.from_pretrained(path, device="cpu", dtype=torch.float64)
     corrector.model.set_experts_implementation("eager")  # grouped_mm has no float64
@@ -59,15 +59,16 @@ def outputs(corrector, engine, examples, batch_size):
     return [c.output for c in corrector.correct(examples, batch_size=batch_size, safety_valve=False)]
 
 
-@pytest.mark.parametrize("batch_size", [1, 3, 16])
-@pytest.mark.parametrize("ends_early", [False, True])
-@pytest.mark.parametrize("hole_slack", [0, decoding.HOLE_SLACK])
+@pytest.mark.parametrize(
+    ("batch_size", "ends_early", "hole_slack"),
+    [(1, False, 0), (1, True, 0), (3, False, 0), (16, False, 0), (16, True, 0), (16, False, 32)],
+)
 def test_copy_engine_writes_what_greedy_search_writes(
     corrector, batch_size, ends_early, hole_slack, monkeypatch
 ):
     """Rejected drafts leave holes in the cache, squeezed out (at once with a slack of 0) or not."""
     monkeypatch.setattr(decoding, "HOLE_SLACK", hole_slack)
-    examples = random_inputs(24, seed=batch_size)
+    examples = random_inputs(6 if batch_size == 1 else 16, seed=batch_size)
     handle = end_early(corrector.model, corrector.eos_id) if ends_early else None
     try:
         reference = outputs(corrector, "transformers", examples, batch_size)
@@ -78,7 +79,7 @@ def test_copy_engine_writes_what_greedy_search_writes(
             handle.remove()
     assert copied == reference
     if ends_early:
-        assert len({len(o) for o in reference}) > 3  # rows did end at different steps
+        assert len({len(o) for o in reference}) >= 3  # rows did end at different steps
 
 
 def test_a_copying_output_takes_few_passes(corrector):
@@ -89,7 +90,9 @@ def test_a_copying_output_takes_few_passes(corrector):
     passes = []
     handle = corrector.model.base_model.register_forward_hook(lambda *args: passes.append(1))
     try:
-        [correction] = corrector.correct([Example("x", "asr", [best, "the quick brown box"])])
+        [correction] = corrector.correct(
+            [Example("x", "asr", [best, "the quick brown box"])], max_new_tokens=40
+        )
     finally:
         handle.remove()
         undo()
