@@ -40,6 +40,7 @@ def _register_commands() -> None:
     if app.registered_commands:
         return
     from neko.correct.cli import correct_command, tune_gate_command
+    from neko.correct.export_cli import export_command
     from neko.data.cli import data_app
     from neko.demo import demo_command
     from neko.evaluate.cli import eval_command
@@ -53,6 +54,7 @@ def _register_commands() -> None:
     app.command("eval")(eval_command)
     app.command("demo")(demo_command)
     app.command("serve")(serve_command)
+    app.command("export")(export_command)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from neko.data.formats import FORMATS, read_examples
 from neko.data.schema import Example
+from neko.progress import QUIET_HELP, progress_bar
 from neko.resources import DEMO_EXAMPLES, HOME_VARIABLE, locate
 
 
@@ -40,6 +41,7 @@ def demo_command(
     task: Annotated[
         str | None, typer.Option("--task", "-t", help="task of --examples when its format records none")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Correct bundled examples of each task and print them before and after, with error rates."""
     from neko.correct import Corrector
@@ -52,7 +54,8 @@ def demo_command(
     corrector = Corrector.from_pretrained(model)
     items = read_examples(examples, format=format, task=task)
     check_references(items, examples)
-    corrections = corrector.correct(items)
+    with progress_bar("correcting", len(items), quiet) as corrector.progress:
+        corrections = corrector.correct(items)
     scorer = Scorer(gleu_iterations=50, errant=False)
     by_task: dict[str, list[tuple[Example, str]]] = defaultdict(list)
     for example, correction in zip(items, corrections, strict=True):

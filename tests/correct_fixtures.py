@@ -114,25 +114,50 @@ def make_model_dir(
 
 
 def script_outputs(model: torch.nn.Module, token_ids: Sequence[int]) -> Callable[[], None]:
-    """Make generation emit `token_ids` (the last one repeats) in every row; returns the undo function.
+    """Make generation emit `token_ids` (the last one repeats) in every row, whatever the engine;
+    returns the undo function.
 
-    A forward pass over more than one position starts a new generation (the prefill); each pass
-    then boosts the next scripted token's logit far above the rest.
+    Each position's logits boost the scripted token of the output place it predicts: its position id
+    minus its row's prompt length, plus one. The prompts are what the passes over an empty cache (or
+    without one) fed; the engines keep their columns first in the attention mask, left-padded to the
+    widest. Logits come per row and position, or (copy engine) flattened over the fed positions, those
+    whose mask column of this pass is set.
     """
-    step = [0]
+    script = torch.tensor(list(token_ids))
+    state: dict[str, torch.Tensor | int | bool] = {}
 
-    def on_embed(module, args, output):
-        if args[0].shape[1] > 1:
-            step[0] = 0
+    def before(module, args, kwargs):
+        input_ids = kwargs["input_ids"] if kwargs.get("input_ids") is not None else args[0]
+        batch, width = input_ids.shape
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        past = 0 if cache is None else cache.get_seq_length()
+        mask = kwargs.get("attention_mask")
+        if mask is None:  # transformers leaves it out where nothing is padded
+            mask = torch.ones(batch, past + width, dtype=torch.long)
+        if cache is None:  # a pass without cache (scoring) is a prompt of its own
+            prompt_width = mask.shape[1]
+        elif past == 0:  # a prompt pass; an engine may run a batch's prompts in several (the widest counts)
+            width_so_far = 0 if state.get("decoding", True) else state["prompt_width"]
+            state["prompt_width"] = prompt_width = max(width_so_far, mask.shape[1])
+            state["decoding"] = False
+        else:
+            state["decoding"] = True
+            prompt_width = state["prompt_width"]
+        prompt_lengths = mask[:, :prompt_width].sum(-1)
+        positions = kwargs.get("position_ids")
+        if positions is None:
+            positions = (mask.cumsum(-1) - 1)[:, -width:]
+        state["place"] = positions.expand(batch, -1) - prompt_lengths[:, None] + 1
+        state["fed"] = mask[:, -width:].bool()
 
     def on_logits(module, args, logits):
-        logits = logits.clone()
-        logits[..., token_ids[min(step[0], len(token_ids) - 1)]] += 1e4
-        step[0] += 1
-        return logits
+        place = state["place"]
+        place = place[state["fed"]] if logits.dim() == 2 else place[:, -logits.shape[1] :]
+        boosted = script[place.clamp(0, len(script) - 1)].to(logits.device)
+        return logits.scatter_add(-1, boosted[..., None], torch.full_like(logits[..., :1], 1e4))
 
     handles = [
-        model.get_input_embeddings().register_forward_hook(on_embed),
+        model.base_model.register_forward_pre_hook(before, with_kwargs=True),
         model.get_output_embeddings().register_forward_hook(on_logits),
     ]
     return lambda: [handle.remove() for handle in handles]

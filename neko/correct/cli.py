@@ -16,6 +16,8 @@ from neko.io import check_writable, json_line, write_text
 
 if TYPE_CHECKING:
     from neko.correct.corrector import Correction
+from neko.correct.engines import DEFAULT_ENGINE, ENGINE_HELP
+from neko.progress import QUIET_HELP, progress_bar
 
 OUTPUT_FORMATS = ("jsonl", "text")
 
@@ -73,6 +75,8 @@ def correct_command(
     device: Annotated[
         str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
     ] = "auto",
+    engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = DEFAULT_ENGINE,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Correct the hypotheses of INPUT; print how many kept the 1-best (or the rerank), and why, on
     standard error."""
@@ -98,16 +102,17 @@ def correct_command(
     transformers_logging.disable_progress_bar()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        corrector = Corrector.from_pretrained(model_dir, device=device)
-        corrections = corrector.correct(
-            examples,
-            task=task,
-            num_beams=beams,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            safety_valve=safety_valve,
-            gate=gate,
-        )
+        corrector = Corrector.from_pretrained(model_dir, device=device, engine=engine)
+        with progress_bar("correcting", len(examples), quiet) as corrector.progress:
+            corrections = corrector.correct(
+                examples,
+                task=task,
+                num_beams=beams,
+                batch_size=batch_size,
+                max_new_tokens=max_new_tokens,
+                safety_valve=safety_valve,
+                gate=gate,
+            )
     for warning in caught:
         typer.echo(f"warning: {warning.message}", err=True)
 
@@ -183,6 +188,8 @@ def tune_gate_command(
     task: Annotated[
         str | None, typer.Option("--task", "-t", help="task of DATA's examples when its format records none")
     ] = None,
+    engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = DEFAULT_ENGINE,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Tune the correction gate per task on dev DATA (never a test file): the safety valve's edit limit
     and the margins, familiarity and N-best support an output needs to replace the 1-best; no dev
@@ -212,7 +219,9 @@ def tune_gate_command(
         rows = read_rows(evidence, examples)
     else:
         transformers_logging.disable_progress_bar()
-        rows = collect_rows(Corrector.from_pretrained(model_dir), examples, batch_size)
+        corrector = Corrector.from_pretrained(model_dir, engine=engine)
+        with progress_bar("correcting", len(examples), quiet) as corrector.progress:
+            rows = collect_rows(corrector, examples, batch_size)
         if evidence is not None:
             write_rows(evidence, rows)
     tunings = tune_rows(rows)

@@ -19,20 +19,16 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from neko.correct.decoding import generate
+from neko.correct.engines import DEFAULT_ENGINE, check_engine
 from neko.correct.gate import Evidence, GateRule, choose, supported
-from neko.correct.generation import (
-    collect_routing,
-    generate,
-    length_batches,
-    mean_token_logprobs,
-    score_targets,
-)
+from neko.correct.generation import collect_routing, length_batches, mean_token_logprobs, score_targets
 from neko.correct.model_dir import (
     ModelInfo,
     check_model_files,
@@ -84,9 +80,17 @@ class _Item:
 
 
 class Corrector:
-    """A correction model with its tokenizer and `neko.json` settings (`ModelInfo`)."""
+    """A correction model with its tokenizer and `neko.json` settings (`ModelInfo`); `engine` (one of
+    `neko.correct.engines.ENGINES`) writes its outputs."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, info: ModelInfo, name: str = "the model") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        info: ModelInfo,
+        name: str = "the model",
+        engine: str = DEFAULT_ENGINE,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.info = info
@@ -96,6 +100,10 @@ class Corrector:
         if info.routing_strategy is not None and not hasattr(model, "neko_guidance"):
             apply_task_guidance(model, info.assignment, info.routing_strategy)
         self.last_fallbacks: Counter[str] = Counter()
+        self.engine = check_engine(engine)
+        self.progress: Callable[[int], None] | None = None
+        """Called with the number of inputs done after each batch of `correct` (e.g. a progress bar)."""
+        self._separators = list(tokenizer.all_special_ids)
 
     @classmethod
     def from_pretrained(
@@ -103,6 +111,7 @@ class Corrector:
         path: str | Path | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | str | None = None,
+        engine: str = DEFAULT_ENGINE,
     ) -> Corrector:
         """Load a model directory (None: the default model, `models/neko-tiny`) on `device` (None or
         "auto": CUDA when available). `dtype` overrides the checkpoint's."""
@@ -111,7 +120,7 @@ class Corrector:
         info = read_model_info(path)
         tokenizer = load_tokenizer(path, info)
         model = load_model(path, resolve_device(device), dtype)
-        return cls(model, tokenizer, info, name=str(path))
+        return cls(model, tokenizer, info, name=str(path), engine=engine)
 
     @property
     def device(self) -> torch.device:
@@ -167,7 +176,11 @@ class Corrector:
                 eos_id=self.eos_id,
                 max_new_tokens=max_new_tokens,
                 num_beams=num_beams,
+                engine=self.engine,
+                separators=self._separators,
             )
+            if self.progress is not None:
+                self.progress(len(batch))
             for i, result in zip(batch, generated, strict=True):
                 outputs[i] = (decode(self.tokenizer, result.ids).strip(), result.finished)
         reasons = [

@@ -139,9 +139,11 @@ def run_model(
     from neko.correct.gate import DECISIONS
     from neko.correct.gate_report import write_outcomes
     from neko.evaluate.metrics import Scorer
+    from neko.progress import progress_bar
 
     corrector = Corrector.from_pretrained(run.path)
-    corrections = corrector.correct(examples, num_beams=run.beams, batch_size=run.batch_size)
+    with progress_bar("correcting", len(examples)) as corrector.progress:
+        corrections = corrector.correct(examples, num_beams=run.beams, batch_size=run.batch_size)
     decisions = Counter(c.decision for c in corrections)
     summary = ", ".join(f"{decisions[d]} {d}" for d in DECISIONS if decisions[d])
     console.print(f"{corrector.name}: {len(examples)} corrected; the text is {summary}")

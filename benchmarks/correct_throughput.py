@@ -1,0 +1,139 @@
+"""Correction throughput of each engine, against transformers' `generate`, in one run on the same inputs.
+
+For each data file: the first `--examples` test examples, corrected by each engine of
+`neko.correct.engines.ENGINES` (greedy, batches of `--batch-size` formed by prompt length), after
+one warm-up batch. Reports examples/s, seconds per batch, the latency of one-example calls, how many
+outputs are identical to the reference's (`transformers`), and the task's metric of the corrections.
+`--hf-lookup` adds transformers' own prompt lookup (`prompt_lookup_num_tokens`), which only runs
+one sequence at a time.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/correct_throughput.py
+    .venv/bin/python benchmarks/correct_throughput.py --examples 64 --batch-size 16 --threads 1 --hf-lookup
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import torch
+from transformers.utils import logging as transformers_logging
+
+from neko.correct import Corrector
+from neko.correct.decoding import DRAFT_TOKENS
+from neko.correct.engines import ENGINES
+from neko.correct.prompts import decode
+from neko.data.formats import read_examples
+from neko.evaluate.metrics import Scorer
+
+REFERENCE = "transformers"
+DATA = ("data/asr/test.jsonl.gz", "data/tec/test.jsonl.gz")
+
+
+@dataclass
+class Run:
+    engine: str
+    seconds: float
+    batches: int
+    latency: float | None
+    outputs: list[str]
+    texts: list[str]
+
+
+def correct_all(
+    corrector: Corrector, engine: str, examples, batch_size: int, latency_calls: int, repeats: int
+) -> Run:
+    """The best of `repeats` timed runs (the least disturbed by other work on the machine)."""
+    corrector.engine = engine
+    corrector.correct(examples[:batch_size], batch_size=batch_size)  # warm-up
+    seconds = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        corrections = corrector.correct(examples, batch_size=batch_size)
+        seconds = min(seconds, time.perf_counter() - start)
+    start = time.perf_counter()
+    for example in examples[:latency_calls]:
+        corrector.correct([example])
+    latency = (time.perf_counter() - start) / latency_calls if latency_calls else None
+    return Run(
+        engine,
+        seconds,
+        -(-len(examples) // batch_size),
+        latency,
+        [c.output for c in corrections],
+        [c.text for c in corrections],
+    )
+
+
+@torch.inference_mode()
+def hf_prompt_lookup(corrector: Corrector, examples, draft_tokens: int) -> Run:
+    """transformers' `generate(prompt_lookup_num_tokens=...)`, one example at a time (it refuses
+    batches); outputs only (no safety valve), so no metric."""
+    items = corrector._prepare(examples, None, None)
+    outputs = []
+    start = time.perf_counter()
+    for item in items:
+        input_ids = torch.tensor([item.prompt.ids], device=corrector.device)
+        generated = corrector.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=corrector.info.max_new_tokens,
+            do_sample=False,
+            prompt_lookup_num_tokens=draft_tokens,
+            pad_token_id=corrector.pad_id,
+            eos_token_id=corrector.eos_id,
+        )[0, input_ids.shape[1] :].tolist()
+        if corrector.eos_id in generated:
+            generated = generated[: generated.index(corrector.eos_id)]
+        outputs.append(decode(corrector.tokenizer, generated).strip())
+    seconds = time.perf_counter() - start
+    return Run("hf-prompt-lookup (batch 1)", seconds, len(items), seconds / len(items), outputs, [])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None, help="model directory; default: models/neko-tiny")
+    parser.add_argument("--data", nargs="+", default=list(DATA))
+    parser.add_argument("--examples", type=int, default=320)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per engine; the best counts")
+    parser.add_argument("--latency-calls", type=int, default=10, help="one-example calls timed per engine")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads; default: torch's")
+    parser.add_argument("--hf-lookup", action="store_true", help="also time transformers' prompt lookup")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    transformers_logging.disable_progress_bar()
+    corrector = Corrector.from_pretrained(args.model, device="cpu")
+    scorer = Scorer(errant=False)
+    print(
+        f"model {corrector.name}; {torch.get_num_threads()} threads; batch {args.batch_size}; "
+        f"copy engine drafts up to {DRAFT_TOKENS} tokens"
+    )
+    for path in args.data:
+        examples = read_examples(path)[: args.examples]
+        metric = scorer.headline(examples[0].task)
+        runs = [
+            correct_all(corrector, e, examples, args.batch_size, args.latency_calls, args.repeats)
+            for e in ENGINES
+        ]
+        if args.hf_lookup:
+            runs.append(hf_prompt_lookup(corrector, examples, DRAFT_TOKENS))
+        reference = next(run for run in runs if run.engine == REFERENCE)
+        print(f"\n{path}: {len(examples)} examples")
+        print(f"{'engine':28} {'ex/s':>7} {'x ref':>6} {'s/batch':>8} {'1-ex s':>7} {'same':>9} {metric:>7}")
+        for run in runs:
+            same = sum(a == b for a, b in zip(run.outputs, reference.outputs, strict=True))
+            score = f"{scorer.score(metric, examples, run.texts):.2f}" if run.texts else "-"
+            latency = f"{run.latency:.3f}" if run.latency is not None else "-"
+            print(
+                f"{run.engine:28} {len(examples) / run.seconds:7.1f} {reference.seconds / run.seconds:6.2f} "
+                f"{run.seconds / run.batches:8.3f} {latency:>7} {same:>4}/{len(examples):<4} {score:>7}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Copy-aware greedy decoding: the same tokens as greedy search, in far fewer forward passes.
+
+A correction mostly copies one of its hypotheses, so each step drafts the tokens that follow the
+output's last few tokens in the prompt's hypotheses (prompt lookup), and the model checks the whole
+draft in one forward pass: the draft's longest prefix that greedy search would have written is kept,
+plus the model's own next token. Every kept token is the model's argmax, so the output is greedy
+search's, only computed with fewer, wider passes.
+
+Rows are batched and accept different numbers of tokens: each row's rejected draft positions stay in
+the KV cache as holes, masked out of attention and squeezed out when they pile up, and rows leave the
+batch when they end. The cache's columns keep one layout: the left-padded prompts first (`prompt
+width` columns), then the output positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from neko.correct.engines import DEFAULT_ENGINE, check_engine
+from neko.correct.generation import Generated, left_pad, model_device
+from neko.correct.generation import generate as transformers_generate
+
+DRAFT_TOKENS = 8
+"""Most tokens drafted per row and step: a draft that is wrong costs its width in the next pass."""
+NGRAM = 3
+"""Longest output suffix looked up in the hypotheses (shorter ones are tried when it is not found)."""
+HOLE_SLACK = 32
+"""Output columns that may be holes in every row before the cache is squeezed (`_squeeze_holes`)."""
+_START = -1
+"""Stands before each copy source and the output, so that an output that has just begun drafts the
+start of a hypothesis."""
+
+
+def copy_sources(prompt: Sequence[int], separators: Sequence[int], eos_id: int) -> list[list[int]]:
+    """The runs of `prompt` between separator ids (its markers: one run per hypothesis), each ended by
+    `eos_id`, as an output that copies a hypothesis ends where it does."""
+    breaks = set(separators)
+    sources: list[list[int]] = []
+    run: list[int] = []
+    for token in prompt:
+        if token in breaks:
+            if run:
+                sources.append([*run, eos_id])
+            run = []
+        else:
+            run.append(token)
+    if run:
+        sources.append([*run, eos_id])
+    return sources
+
+
+class PromptLookup:
+    """Drafts for one row: what follows the longest suffix of the output (up to `ngram` tokens) in the
+    row's copy sources; of several places, the first (the best-ranked hypothesis)."""
+
+    def __init__(self, sources: Sequence[Sequence[int]], ngram: int = NGRAM) -> None:
+        self.ngram = ngram
+        self.index: dict[tuple[int, ...], tuple[int, int]] = {}
+        self.sources = [[_START, *source] for source in sources]
+        for s, source in enumerate(self.sources):
+            for end in range(1, len(source)):
+                for n in range(1, min(ngram, end) + 1):
+                    self.index.setdefault(tuple(source[end - n : end]), (s, end))
+
+    def draft(self, output: Sequence[int], limit: int) -> list[int]:
+        """Up to `limit` tokens to follow `output`; failing the sources, what followed the latest earlier
+        occurrence of its last tokens in `output` itself (a loop continues)."""
+        if limit <= 0:
+            return []
+        history = [_START, *output[-self.ngram :]]
+        for n in range(min(self.ngram, len(history)), 0, -1):
+            found = self.index.get(tuple(history[-n:]))
+            if found is not None:
+                s, end = found
+                return self.sources[s][end : end + limit]
+        for n in range(min(self.ngram, len(output) - 1), 0, -1):
+            suffix = list(output[-n:])
+            for start in range(len(output) - n - 1, -1, -1):
+                if list(output[start : start + n]) == suffix:
+                    return list(output[start + n : start + n + limit])
+        return []
+
+
+@dataclass
+class _Row:
+    """A row still being decoded: its place in the input, the tokens it has, and its drafter."""
+
+    index: int
+    lookup: PromptLookup
+    tokens: list[int] = field(default_factory=list)
+    finished: bool = False
+
+    def take(self, new: Sequence[int], eos_id: int, max_new_tokens: int) -> None:
+        """Add accepted tokens, stopping at the end marker or the length limit."""
+        for token in new:
+            if len(self.tokens) >= max_new_tokens:
+                return
+            if token == eos_id:
+                self.finished = True
+                return
+            self.tokens.append(token)
+
+    def done(self, max_new_tokens: int) -> bool:
+        return self.finished or len(self.tokens) >= max_new_tokens
+
+
+@torch.inference_mode()
+def copy_generate(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    eos_id: int,
+    max_new_tokens: int,
+    separators: Sequence[int] = (),
+    draft_tokens: int = DRAFT_TOKENS,
+    ngram: int = NGRAM,
+) -> list[Generated]:
+    """Greedy continuations of one batch of prompts (as `generation.generate` with `num_beams=1`),
+    drafting from each prompt's runs between `separators` (`copy_sources`)."""
+    device = model_device(model)
+    rows = [
+        _Row(i, PromptLookup(copy_sources(prompt, separators, eos_id), ngram))
+        for i, prompt in enumerate(prompts)
+    ]
+    cache, mask, first = _prefill(model, prompts, pad_id, device)
+    positions = mask.sum(-1)
+    for row, token in zip(rows, first.tolist(), strict=True):
+        row.take([token], eos_id, max_new_tokens)
+    # the last accepted token of each row: fed at the next step, its cache entry not yet written
+    pending = first
+    prompt_width = mask.shape[1]
+    active = list(range(len(rows)))
+    while True:
+        keep = [k for k, r in enumerate(active) if not rows[r].done(max_new_tokens)]
+        if not keep:
+            break
+        if len(keep) < len(active):
+            select = torch.tensor(keep, device=device)
+            cache.batch_select_indices(select)
+            mask, positions, pending = mask[select], positions[select], pending[select]
+            active = [active[k] for k in keep]
+        drafts = [
+            rows[r].lookup.draft(rows[r].tokens, min(draft_tokens, max_new_tokens - len(rows[r].tokens) - 1))
+            for r in active
+        ]
+        width = 1 + max(len(d) for d in drafts)
+        step = torch.full((len(active), width), pad_id, dtype=torch.long)
+        step[:, 0] = pending
+        for k, draft in enumerate(drafts):
+            step[k, 1 : 1 + len(draft)] = torch.tensor(draft, dtype=torch.long)
+        lengths = torch.tensor([1 + len(d) for d in drafts])
+        step_mask = (torch.arange(width) < lengths[:, None]).to(mask.dtype).to(device)
+        mask = torch.cat([mask, step_mask], dim=-1)
+        step_positions = positions[:, None] + torch.arange(width, device=device)
+        hidden = model.base_model(
+            input_ids=step.to(device),
+            attention_mask=mask,
+            position_ids=step_positions,
+            cache=cache,
+            use_cache=True,
+        ).last_hidden_state
+        # logits of the fed positions only: the padding of short drafts needs none
+        fed = step_mask.bool()
+        greedy = torch.zeros(fed.shape, dtype=torch.long, device=device)
+        greedy[fed] = model.get_output_embeddings()(hidden[fed]).argmax(-1)
+        matches = (greedy[:, :-1] == step[:, 1:].to(device)) & step_mask[:, 1:].bool()
+        accepted = matches.long().cumprod(-1).sum(-1)
+        # fed positions past the accepted draft hold junk: hole them out of attention
+        mask[:, -width:] = (torch.arange(width, device=device) <= accepted[:, None]).to(mask.dtype)
+        positions = positions + accepted + 1
+        pending = greedy.gather(1, accepted[:, None]).squeeze(1)
+        for r, row_greedy, n in zip(active, greedy.tolist(), accepted.tolist(), strict=True):
+            rows[r].take(row_greedy[: n + 1], eos_id, max_new_tokens)
+        cache, mask = _squeeze_holes(cache, mask, prompt_width)
+    return [Generated(row.tokens, row.finished) for row in rows]
+
+
+def _prefill(
+    model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[object, torch.Tensor, torch.Tensor]:
+    """Run the prompts, in groups of similar length (little padding), into one left-padded cache;
+    returns it, its attention mask and each row's first greedy token."""
+    from transformers import DynamicCache
+
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    width = len(prompts[order[0]])
+    groups: list[list[int]] = []
+    for i in order:
+        if not groups or len(prompts[i]) < 0.9 * len(prompts[groups[-1][0]]):
+            groups.append([])
+        groups[-1].append(i)
+    keys: list[list[torch.Tensor]] = []
+    values: list[list[torch.Tensor]] = []
+    firsts = []
+    for group in groups:
+        input_ids, attention_mask, position_ids = left_pad([prompts[i] for i in group], pad_id, device)
+        group_cache = DynamicCache()
+        logits = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=group_cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits
+        firsts.append(logits[:, -1].argmax(-1))
+        extra = width - input_ids.shape[1]
+        for layer, (k, v, _) in enumerate(group_cache):
+            if layer == len(keys):
+                keys.append([])
+                values.append([])
+            keys[layer].append(torch.nn.functional.pad(k, (0, 0, extra, 0)))
+            values[layer].append(torch.nn.functional.pad(v, (0, 0, extra, 0)))
+    back = torch.tensor(order, device=device).argsort()
+    cache = DynamicCache(
+        [(torch.cat(k)[back], torch.cat(v)[back]) for k, v in zip(keys, values, strict=True)]
+    )
+    _, mask, _ = left_pad(prompts, pad_id, device)
+    return cache, mask, torch.cat(firsts)[back]
+
+
+def _squeeze_holes(cache, mask: torch.Tensor, prompt_width: int):
+    """Once more than `HOLE_SLACK` output columns are holes in every row's share, move each row's kept
+    output columns to the front of the output area (in order) and cut the rest; the prompt columns
+    stay as they are."""
+    outputs = mask[:, prompt_width:]
+    kept = outputs.sum(-1)
+    width = int(kept.max())
+    if outputs.shape[1] - width <= HOLE_SLACK:
+        return cache, mask
+    # per row: its kept output columns first (in order), then holes
+    order = torch.sort(outputs == 0, dim=-1, stable=True).indices[:, :width] + prompt_width
+    columns = torch.cat([torch.arange(prompt_width, device=mask.device).expand(len(mask), -1), order], dim=-1)
+    for layer in cache.layers:
+        index = columns[:, None, :, None].expand(-1, layer.keys.shape[1], -1, layer.keys.shape[-1])
+        layer.keys = layer.keys.gather(2, index)
+        layer.values = layer.values.gather(2, index)
+    new_mask = mask.gather(1, columns)
+    return cache, new_mask
+
+
+def generate(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    eos_id: int,
+    max_new_tokens: int,
+    num_beams: int = 1,
+    engine: str = DEFAULT_ENGINE,
+    separators: Sequence[int] = (),
+) -> list[Generated]:
+    """Continuations of one batch of prompts with `engine` (one of `neko.correct.engines.ENGINES`)."""
+    if check_engine(engine) == "copy" and num_beams == 1:
+        return copy_generate(
+            model, prompts, pad_id=pad_id, eos_id=eos_id, max_new_tokens=max_new_tokens, separators=separators
+        )
+    return transformers_generate(
+        model, prompts, pad_id=pad_id, eos_id=eos_id, max_new_tokens=max_new_tokens, num_beams=num_beams
+    )

@@ -1,0 +1,29 @@
+"""`neko export`: write a model in a format other engines serve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from neko.errors import NekoError
+
+FORMATS = ("gguf",)
+
+
+def export_command(
+    model: Annotated[str, typer.Argument(help="a model directory, or 'default' for models/neko-tiny")],
+    out: Annotated[Path, typer.Argument(help="the file to write")],
+    to: Annotated[str, typer.Option("--to", help="gguf (llama.cpp and the engines built on it)")] = "gguf",
+) -> None:
+    """Export MODEL to OUT: a GGUF file that llama.cpp runs (float32; quantise it with llama-quantize)."""
+    if to not in FORMATS:
+        raise NekoError(f"unknown export format {to!r}; expected one of {', '.join(FORMATS)}")
+    from transformers.utils import logging as transformers_logging
+
+    from neko.correct.gguf_export import export_gguf
+
+    transformers_logging.disable_progress_bar()
+    written = export_gguf(None if model == "default" else model, out)
+    typer.echo(f"wrote {written} ({written.stat().st_size / 2**20:.1f} MiB)", err=True)
