@@ -139,3 +139,20 @@ def test_mt_plan_is_seeded_and_a_prefix_of_the_full_order(monkeypatch):
     full = mt.plan("train", 0)
     assert full[:10] == mt.plan("train", 0, 10) and full != mt.plan("train", 1)
     assert sorted(full, key=lambda p: p.paragraph) == [p for p in pairs if p.split == "train"]
+
+
+def test_st_plan_speaks_the_handbook_pairs_without_repeating_one(monkeypatch):
+    from neko.data.builders import speech
+
+    pairs = tuple(
+        SentencePair("security" if i < 3 else "apt", i, 0, f"Sentence number {i} is here.", f"Frase {i}.")
+        for i in range(300)
+    )
+    monkeypatch.setattr(parallel, "handbook_pairs", lambda: pairs)
+    test_pairs = [p for p in pairs if p.split == "test"]
+    jobs = speech.plan("st", "test", 10_000, 0)
+    assert len(jobs) == len(test_pairs) and jobs[0].id == "st-handbook-test-s0-000000"
+    assert sorted(j.params["text"] for j in jobs) == sorted(p.english for p in test_pairs)
+    held_out = {j.params["text_id"] for j in jobs if j.params["source"] == speech.HELD_OUT_SOURCE}
+    assert held_out == {p.id for p in pairs[:3]}
+    assert all(j.params["translation"] == f"Frase {j.params['text_id'].split('/')[2]}." for j in jobs)
