@@ -1,7 +1,7 @@
 """Correction tasks: what a recognizer produced, how it is shown to the model, how it is scored.
 
 A task is data, not code: a name, the metric it is judged by, and two prompt styles. The built-in
-tasks are `asr`, `st`, `ocr` and `tec`; `register_task` adds a user's own (for example from the
+tasks are `asr`, `st`, `mt`, `ocr` and `tec`; `register_task` adds a user's own (for example from the
 `tasks:` section of a training config), after which every part of neko (routing, training,
 correction, evaluation) accepts it by name. The metric a task names (`Task.metric`) decides how the
 task is scored: direction, normaliser, references and oracles (`neko.evaluate.metrics.Metric`); a
@@ -78,6 +78,13 @@ BUILTIN_TASKS = (
     Task(
         "st",
         "a speech translation system (English speech to Spanish text)",
+        "correct Spanish translation",
+        "bleu",
+        language="es",
+    ),
+    Task(
+        "mt",
+        "a machine translation system (English text to Spanish text)",
         "correct Spanish translation",
         "bleu",
         language="es",

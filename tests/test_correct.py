@@ -310,7 +310,7 @@ def test_routing_stats_of_a_dense_model_is_a_clear_error(tmp_path):
 
 
 def test_unknown_task_lists_known_tasks(corrector):
-    with pytest.raises(NekoError, match="unknown task 'pos'; known tasks: asr, st, ocr, tec"):
+    with pytest.raises(NekoError, match="unknown task 'pos'; known tasks: asr, st, mt, ocr, tec"):
         corrector.correct([["the cat"]], task="pos")
     with pytest.raises(NekoError, match="unknown task 'pos'"):
         corrector.correct([Example("a", "pos", ["the cat"])])

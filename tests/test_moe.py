@@ -229,7 +229,7 @@ def test_saved_model_loads_in_plain_transformers_with_identical_logits(tmp_path)
         ),
         (
             lambda: ExpertAssignment({"asr": 0, "nope": 1}, 4),
-            "unknown task 'nope'; known tasks: asr, st, ocr, tec",
+            "unknown task 'nope'; known tasks: asr, st, mt, ocr, tec",
         ),
         (
             lambda: ExpertAssignment({"asr": 1, "ocr": 1}, 4),

@@ -1,4 +1,4 @@
-"""`neko data build ...`: make ASR, ST, OCR and TEC corpora with real recognizers on this machine.
+"""`neko data build ...`: make ASR, ST, MT, OCR and TEC corpora with real recognizers on this machine.
 
 Every build is resumable (rerun the same command), deterministic from `--seed`, and interleaves its
 datasets so that a partial build covers all of them.
@@ -17,9 +17,9 @@ from neko.errors import NekoError
 
 build_app = typer.Typer(no_args_is_help=True, help="Build correction corpora with real recognizers.")
 
+# Full sizes; ST and MT (absent) use every handbook sentence pair of the split.
 DEFAULT_COUNTS = {
     "asr": {"train": 30000, "dev": 1000, "test": 1500},
-    "st": {"train": 15000, "dev": 1000, "test": 1500},
     "ocr": {"train": 30000, "dev": 1000, "test": 1500},
     "tec": {"train": 50000, "dev": 1000, "test": 1500},
     "modern": {"train": 30000, "dev": 1000, "test": 1500},
@@ -35,16 +35,18 @@ CorporaOption = typer.Option(
     None, "--corpora", help="Corpora folder (default: $NEKO_CORPORA or ../shared/corpora)."
 )
 HyporadiseOutOption = typer.Option(Path("data/asr"), "--out-dir", help="Folder of the three files.")
-TasksOption = typer.Option(["tec", "ocr", "asr", "st"], "--task", help="Tasks to build (repeatable).")
+TasksOption = typer.Option(["tec", "ocr", "asr", "st", "mt"], "--task", help="Tasks to build (repeatable).")
 TecWorkersOption = typer.Option(1, "--workers", help="Worker processes (cheap: 1 is enough).")
 
 
-def _resolve(task: str, split: str, count: int | None, out: Path | None) -> tuple[int, Path]:
+def _resolve(task: str, split: str, count: int | None, out: Path | None) -> tuple[int | None, Path]:
+    """The count (None: all the text of the split) and output file of a build."""
     from neko.data.splits import check_split_name
 
     check_split_name(split)
-    count = DEFAULT_COUNTS[task][split] if count is None else count
-    if count < 1:
+    if count is None:
+        count = DEFAULT_COUNTS.get(task, {}).get(split)
+    elif count < 1:
         raise NekoError(f"--count must be positive, got {count}")
     return count, out or Path("data") / task / f"{split}.jsonl.gz"
 
@@ -55,7 +57,7 @@ def _run(
     count: int | None,
     out: Path | None,
     workers: int | None,
-    plan: Callable[[int], list],
+    plan: Callable[[int | None], list],
     work: Callable,
     setup: Callable | None,
 ) -> None:
@@ -79,6 +81,8 @@ def _speech(
         raise NekoError("pocketsphinx is not installed; run: pip install 'pocketsphinx>=5.0'") from None
     require_tools(*speech.required_tools(task, split))
     work = speech.work_st if task == "st" else speech.work_asr
+    if task == "st" and out is None:
+        out = Path("data") / "st" / f"handbook-{split}.jsonl.gz"
     _run(task, split, count, out, workers, lambda n: speech.plan(task, split, n, seed), work, speech.setup)
 
 
@@ -119,7 +123,8 @@ asr = _build_command(
 )
 st = _build_command(
     "st",
-    "WEB Bible verses -> the ASR pipeline -> apertium eng-spa; references: Reina-Valera 1909.",
+    "Handbook English -> the ASR pipeline -> apertium eng-spa; references: the human Spanish "
+    "(data/st/handbook-SPLIT.jsonl.gz; all pairs of the split unless --count).",
     partial(_speech, "st"),
 )
 ocr = _build_command(
@@ -158,6 +163,24 @@ def modern(
 
 
 @build_app.command()
+def mt(
+    split: str = SplitOption,
+    count: int | None = CountOption,
+    out: Path | None = OutOption,
+    seed: int = SeedOption,
+) -> None:
+    """Handbook English -> apertium eng-spa; references: the human Spanish (all pairs unless --count)."""
+    from neko.data.builders import mt as builder
+    from neko.data.builders.common import require_tools
+    from neko.data.jsonl import write_jsonl
+
+    count, out = _resolve("mt", split, count, out)
+    require_tools("apertium")
+    total = write_jsonl(out, builder.build(builder.plan(split, seed, count), split, seed))
+    typer.echo(f"{out}: {total} examples")
+
+
+@build_app.command()
 def jfleg(out: Path = JflegOutOption, corpora: Path | None = CorporaOption) -> None:
     """JFLEG dev (754 sentences, 4 references) as a TEC validation set; never training data."""
     from neko.data.builders.tec import jfleg_examples
@@ -186,12 +209,15 @@ def build_all(
     task: list[str] = TasksOption, workers: int | None = WorkersOption, seed: int = SeedOption
 ) -> None:
     """Every split of the given tasks at full size: test, then dev, then train."""
-    commands = {"asr": asr, "st": st, "ocr": ocr, "tec": tec}
+    commands = {"asr": asr, "st": st, "ocr": ocr, "tec": tec, "mt": mt}
     for name in task:
         if name not in commands:
             raise NekoError(f"unknown task {name!r}; expected one of {', '.join(commands)}")
         for split in ("test", "dev", "train"):
-            commands[name](split=split, count=None, out=None, workers=workers, seed=seed)
+            if name == "mt":
+                mt(split=split, count=None, out=None, seed=seed)
+            else:
+                commands[name](split=split, count=None, out=None, workers=workers, seed=seed)
         if name == "tec":
             jfleg(out=Path("data/tec/jfleg.jsonl.gz"), corpora=None)
 

@@ -1,5 +1,8 @@
 """ASR and ST data: text -> TTS -> sox conditions -> pocketsphinx 5-best (-> apertium eng-spa).
 
+ST speaks the English of the handbook's sentence pairs (`neko.data.parallel`); its reference is the
+human Spanish of the pair.
+
 Voices: flite kal16, slt, awb, rms; the festival slt HTS voice is held out for test only (zero-shot).
 Conditions: clean; tempo 0.9/1.1 or speed 0.95/1.05 (`rate`); white or pink noise at SNR 20-30 dB
 (`noise`). Audio is 16 kHz mono 16-bit; pocketsphinx uses fast settings (maxhmmpf=1500, ds=2), which
@@ -8,6 +11,7 @@ add errors that training data welcomes. Hypotheses: `hyp()` first, then distinct
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 import tempfile
@@ -18,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from neko.data.builders.common import Job, assign_sentences, example_id, interleave, job_rng
+from neko.data.parallel import pairs_of
 from neko.data.schema import Example
+from neko.data.sources import Sentence
 from neko.data.splits import check_split_name
 
 FLITE_VOICES = ("kal16", "slt", "awb", "rms")
@@ -30,8 +36,10 @@ NBEST = 5
 ASR_SOURCES = {"train": {"captions": 5, "bible": 2, "wordnet": 2, "handbook": 1}}
 ASR_SOURCES["dev"] = ASR_SOURCES["train"]
 ASR_SOURCES["test"] = {"captions": 3, "bible": 2, "wordnet": 2, "handbook": 1, "fortunes": 2}
-ST_SOURCES = {"bible": 1}
-ST_MAX_WORDS = 20
+ST_DATASET = "st-handbook"
+"""The id prefix of ST examples (`st-handbook-SPLIT-sSEED-INDEX`)."""
+HELD_OUT_SOURCE = "handbook-held-out"
+ZERO_SHOT_SOURCES = ("fortunes", HELD_OUT_SOURCE)
 
 
 def voices_for(split: str) -> list[str]:
@@ -39,12 +47,24 @@ def voices_for(split: str) -> list[str]:
     return [*names, HELD_OUT_VOICE] if split == "test" else names
 
 
+def st_sentences(split: str, seed: int, count: int) -> list[Sentence]:
+    """The first `count` handbook pairs of a split in a seeded order (all of them when fewer), as
+    sentences with their translation; pairs of held-out pages have the source `handbook-held-out`."""
+    pairs = pairs_of(split)
+    random.Random(f"{seed}/st/{split}/handbook").shuffle(pairs)
+    return [
+        Sentence(p.id, p.english, HELD_OUT_SOURCE if p.zero_shot else "handbook", p.spanish)
+        for p in pairs[:count]
+    ]
+
+
 def plan(task: str, split: str, count: int, seed: int) -> list[Job]:
     """Jobs of an `asr` or `st` build: text, voice and condition of every index."""
     check_split_name(split)
-    weights = ST_SOURCES if task == "st" else ASR_SOURCES[split]
-    max_words = ST_MAX_WORDS if task == "st" else 25
-    chosen = assign_sentences(task, split, seed, interleave(weights), count, max_words=max_words)
+    if task == "st":
+        chosen = st_sentences(split, seed, count)
+    else:
+        chosen = assign_sentences(task, split, seed, interleave(ASR_SOURCES[split]), count)
     voices = voices_for(split)
     jobs = []
     for index, sentence in enumerate(chosen):
@@ -67,7 +87,8 @@ def plan(task: str, split: str, count: int, seed: int) -> list[Job]:
             "effect": effect,
             "noise_seed": rng.randrange(2**31),
         }
-        jobs.append(Job(index, example_id(task, split, seed, index), params))
+        prefix = ST_DATASET if task == "st" else task
+        jobs.append(Job(index, example_id(prefix, split, seed, index), params))
     return jobs
 
 
@@ -178,7 +199,7 @@ def _recognize(state: SpeechState, job: Job) -> tuple[list[str], dict[str, Any]]
         "voice": p["voice"],
         "condition": p["condition"],
         "effect": p["effect"],
-        "zero_shot": p["voice"] == HELD_OUT_VOICE or p["source"] == "fortunes",
+        "zero_shot": p["voice"] == HELD_OUT_VOICE or p["source"] in ZERO_SHOT_SOURCES,
         "recognizer": "pocketsphinx-5 en-us maxhmmpf=1500 ds=2",
         **scores,
     }
