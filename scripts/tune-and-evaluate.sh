@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Tunes MODEL's correction gate on dev data only, then scores it on the HyPoradise test files and on a
 # fixed subset of every corpus test file (scripts/evaluate-model.sh), each with its baselines.
-#   bash scripts/tune-and-evaluate.sh MODEL OUT [DEV_N] [HYPORADISE_N] [ASR_N ST_N OCR_N TEC_N]
+#   bash scripts/tune-and-evaluate.sh MODEL OUT [DEV_N] [ASR_N ST_N OCR_N TEC_N]
 # DEV_N: the first N examples of each dev file the gate is tuned on (default 200; JFLEG dev is split in
-# halves: the gate sees the first, the second is scored as data it was not tuned on). HYPORADISE_N:
-# examples of each HyPoradise test set (default 300). The rest: examples per dataset of each corpus
-# test file (defaults 4 10 1 50). NEKO: the neko command (default .venv/bin/neko).
+# halves: the gate sees the first, the second is scored as data it was not tuned on). The HyPoradise
+# test files are scored whole; the rest: examples per dataset of each corpus test file (defaults 4 10
+# 1 50). NEKO: the neko command (default .venv/bin/neko).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE
 neko=${NEKO:-.venv/bin/neko}
-model=$1 out=$2 dev_n=${3:-200} hyporadise_n=${4:-300}
+model=$1 out=$2 dev_n=${3:-200}
 mkdir -p "$out/gate-tuning" work
 half=$(( $(zcat data/tec/jfleg.jsonl.gz | wc -l) / 2 ))
 zcat data/tec/jfleg.jsonl.gz | head -n "$half" | gzip -n > work/jfleg-dev-tune.jsonl.gz
@@ -21,7 +21,6 @@ $neko tune-gate data/asr/hyporadise-dev.jsonl.gz data/asr/dev.jsonl.gz data/ocr/
   --model "$model" --batch-size 32 --evidence "$out/gate-tuning/evidence.jsonl" --out "$out/gate-tuning" \
   --write | tee "$out/gate-tuning/tuning.txt"
 
-$neko eval data/asr/hyporadise-test.jsonl.gz --model "$model" --limit-per-dataset "$hyporadise_n" \
-  --batch-size 32 --out "$out/hyporadise-test"
+$neko eval data/asr/hyporadise-test.jsonl.gz --model "$model" --batch-size 32 --out "$out/hyporadise-test"
 $neko eval work/jfleg-dev-heldout.jsonl.gz --model "$model" --batch-size 32 --out "$out/jfleg-heldout"
-bash scripts/evaluate-model.sh "$model" "$out" "${5:-4}" "${6:-10}" "${7:-1}" "${8:-50}" 754
+bash scripts/evaluate-model.sh "$model" "$out" "${4:-4}" "${5:-10}" "${6:-1}" "${7:-50}" 754
