@@ -6,12 +6,14 @@
 task's dev familiarity: inputs less familiar than that share of the dev data are left alone) and
 `require_support`. The chosen setting is selective prediction done conservatively:
 
-- no dev domain (task x text source, the first part of the dataset name, with at least
-  `MIN_DATASET` examples) may score worse than its own 1-best: a setting that trades one domain's
-  damage for another's gain is out;
-- among the rest, the setting that takes the fewest outputs while keeping at least `KEEP_GAIN` of the
-  best gain over the 1-best: what little more a bolder setting wins on the tuning data is more likely
-  noise than skill.
+- every dev domain (task x text source, the first part of the dataset name, with at least
+  `MIN_DATASET` examples) whose outputs a setting changes must gain at least `MIN_DOMAIN_GAIN` (1%)
+  of its own 1-best score: a setting that trades one domain's damage for another's gain is out, and so
+  is one that touches a domain for a gain too small to tell from noise;
+- among the settings that keep at least `KEEP_GAIN` of the best gain over the 1-best, the one with the
+  strictest familiarity threshold (dev data cannot show the domains a model has never seen; the
+  familiarity is what guards them), then the one that takes the fewest outputs: what little more a
+  bolder setting wins on the tuning data is more likely noise than skill.
 
 The risk-coverage curve of each task (the metric when the k outputs with the largest margins are
 taken, the 1-best elsewhere) shows how selective the model has to be. The choice goes into
@@ -44,6 +46,9 @@ ACCEPT_MARGINS: tuple[float | None, ...] = (None, 1.5, 1.0, 0.75, 0.5, 0.3, 0.2,
 RERANK_MARGINS: tuple[float | None, ...] = (None, 1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
 FAMILIARITY_QUANTILES: tuple[float | None, ...] = (0.5, 0.25, 0.1, 0.05, 0.01, None)
 MIN_DATASET = 20
+MIN_DOMAIN_GAIN = 0.01
+"""A domain whose outputs a setting changes must gain at least this share of its 1-best score: a
+smaller gain on the tuning data is noise, and held-out data of that domain may just as well lose."""
 KEEP_GAIN = 0.9
 CHOICES = ("1-best", "rerank", "model")
 TUNING_GLEU_ITERATIONS = 20
@@ -290,7 +295,7 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
     boldest = min(allowed, key=lambda t: replay.sign * t[3])
     best_gain = replay.sign * (one_best - boldest[3])
     enough = [t for t in allowed if replay.sign * (one_best - t[3]) >= KEEP_GAIN * best_gain]
-    chosen = min(enough, key=lambda t: (int((t[2] != 0).sum()), replay.sign * t[3]))
+    chosen = min(enough, key=lambda t: (-_strictness(t[1]), int((t[2] != 0).sum()), replay.sign * t[3]))
     curve = _risk_coverage(replay, arrays, _valve_failures(arrays, chosen[0]))
     return TaskTuning(
         task,
@@ -305,12 +310,20 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
     )
 
 
+def _strictness(rule: GateRule) -> float:
+    """How unfamiliar an input may be before the rule leaves it alone: the higher, the safer on domains
+    that no dev set shows."""
+    return -np.inf if rule.min_familiarity is None else rule.min_familiarity
+
+
 def _no_dataset_worse(replay: _Replay, choice: np.ndarray, one_best: dict[str, float]) -> bool:
+    """Whether every dev domain that the setting touches gains at least `MIN_DOMAIN_GAIN` of its 1-best
+    (a domain left untouched passes; one of fewer than `MIN_DATASET` examples is not judged alone)."""
     for name, indices in replay.datasets.items():
-        if (
-            len(indices) >= MIN_DATASET
-            and replay.sign * (replay.score(choice, indices) - one_best[name]) > 1e-9
-        ):
+        if len(indices) < MIN_DATASET or not choice[indices].any():
+            continue
+        gain = replay.sign * (one_best[name] - replay.score(choice, indices))
+        if gain < MIN_DOMAIN_GAIN * abs(one_best[name]) - 1e-9:
             return False
     return True
 
