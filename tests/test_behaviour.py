@@ -27,7 +27,8 @@ from neko.data.schema import Example
 from neko.moe import RoutingStats, task_routing
 from neko.tasks import get_task
 from neko.train.config import load_config
-from neko.train.loop import read_metrics, train
+from neko.train.loop import train
+from neko.train.metrics import read_metrics
 
 # --- resume ------------------------------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ from neko.data.schema import Example
 from neko.tasks import get_task
 from neko.train.config import load_config
 from neko.train.data import BatchPlan, Encoded
-from neko.train.loop import read_metrics, train
+from neko.train.loop import train
+from neko.train.metrics import read_metrics
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -37,10 +38,10 @@ def test_only_the_last_k_checkpoints_are_kept_and_the_run_resumes_from_the_newes
     )
     train(config)
     kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
-    assert kept == ["step-00000006", "step-00000008"][-keep_last:]  # saved at 2, 4, 6 and 8
+    assert kept == ["step-00000008", "step-00000009"][-keep_last:]  # saved at 2, 4, 6, 8 and the end
     with counted_optimizer_steps() as steps:
         train(config, resume=True)
-    assert steps[0] == 9 - 8
+    assert steps[0] == 0  # the newest checkpoint is the final step: nothing is trained again
 
 
 # --- the task mixture -------------------------------------------------------------------------------------
