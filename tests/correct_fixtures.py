@@ -20,11 +20,14 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from neko.correct.gate import GateRule
 from neko.correct.model_dir import ModelInfo, write_model_info
 from neko.moe import ExpertAssignment
 from neko.tasks import END_MARKER, special_tokens
 
 TASKS = ("asr", "st", "ocr", "tec")
+OPEN_GATE = GateRule(accept_margin=-100.0, require_support=False)
+"""A gate rule that takes any output the valve passes (a finite margin, so that neko.json holds it)."""
 PAD = "<|pad|>"
 SENTENCES = (
     "the quick brown fox jumps over the lazy dog",
@@ -78,8 +81,11 @@ def make_model_dir(
     max_hypotheses: int | None = None,
     custom_tasks: Sequence[dict] = (),
     seed: int = 0,
+    open_gate: bool = False,
 ) -> Path:
-    """Write a tiny model directory at `path`: Mixtral with `num_experts` experts (or a dense Mistral)."""
+    """Write a tiny model directory at `path`: Mixtral with `num_experts` experts (or a dense Mistral).
+    Its correction gate is untuned (every task keeps its 1-best), or with `open_gate` takes every
+    output the safety valve passes, as for a model whose tuning found that safe."""
     path = Path(path)
     tokenizer = tiny_tokenizer(tasks)
     common = dict(
@@ -108,6 +114,7 @@ def make_model_dir(
         max_new_tokens=max_new_tokens,
         max_hypotheses=max_hypotheses,
         custom_tasks=[dict(spec) for spec in custom_tasks],
+        gate={task: OPEN_GATE for task in tasks} if open_gate else {},
     )
     write_model_info(path, info)
     return path

@@ -19,7 +19,7 @@ EXAMPLES = Path(__file__).parent / "fixtures" / "eval" / "data.jsonl"
 
 
 def test_demo_prints_each_example_before_and_after_with_error_rates(tmp_path, monkeypatch):
-    corrector = Corrector.from_pretrained(make_model_dir(tmp_path / "model"), device="cpu")
+    corrector = Corrector.from_pretrained(make_model_dir(tmp_path / "model", open_gate=True), device="cpu")
     ids = corrector.tokenizer.encode("the cat sat on the mat", add_special_tokens=False)
     undo = script_outputs(corrector.model, [*ids, corrector.eos_id])
     monkeypatch.setattr(Corrector, "from_pretrained", lambda *args, **kwargs: corrector)

@@ -49,7 +49,7 @@ def test_padding_is_left_out_of_the_routing_statistics():
         (
             tiny_moe,
             "sparse",
-            "unknown routing strategy 'sparse'; expected one of task_guided, damex, top_k",
+            "unknown routing mode 'sparse'; expected one of task_guided, moe, damex, dense",
         ),
         (
             lambda: torch.nn.Linear(2, 2),

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(
 def corrector(tmp_path_factory) -> Corrector:
     """The tiny model, made to answer "the cat sat" to everything."""
     corrector = Corrector.from_pretrained(
-        make_model_dir(tmp_path_factory.mktemp("model") / "tiny"), device="cpu"
+        make_model_dir(tmp_path_factory.mktemp("model") / "tiny", open_gate=True), device="cpu"
     )
     ids = corrector.tokenizer.encode(" the cat sat", add_special_tokens=False)
     undo = script_outputs(corrector.model, [*ids, corrector.eos_id])
