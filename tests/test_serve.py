@@ -409,3 +409,14 @@ def test_serve_command_rejects_a_missing_model_before_listening(tmp_path):
     assert isinstance(result.exception, NekoError)
     assert str(tmp_path / "nothing") in str(result.exception)
     assert "\n" not in str(result.exception)
+
+
+def test_serve_command_builds_the_app_with_the_demo_examples(model_path, monkeypatch):
+    if not any(command.name == "serve" for command in app_cli.registered_commands):
+        _register_commands()
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app, **options))
+    result = CliRunner().invoke(app_cli, ["serve", "--model", str(model_path), "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert started["port"] == 8123 and started["host"] == "127.0.0.1"
+    assert started["app"].state.service.examples  # examples/demo.jsonl, for the page's picker

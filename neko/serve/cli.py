@@ -39,7 +39,7 @@ def serve_command(
 
     from neko.correct import Corrector
     from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
-    from neko.demo import DEMO_EXAMPLES
+    from neko.resources import DEMO_EXAMPLES, candidates
     from neko.serve.app import ServeSettings, create_app
 
     model_dir = resolve_model_dir(model)
@@ -50,10 +50,9 @@ def serve_command(
     settings = ServeSettings(
         max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, batch_size=batch_size
     )
+    examples = next((path for path in candidates(DEMO_EXAMPLES) if path.is_file()), None)
     app = create_app(
-        lambda: Corrector.from_pretrained(model_dir, device=device),
-        settings,
-        examples_file=DEMO_EXAMPLES if DEMO_EXAMPLES.is_file() else None,
+        lambda: Corrector.from_pretrained(model_dir, device=device), settings, examples_file=examples
     )
     typer.echo(f"neko serve: {model_dir} on http://{host}:{port}/ (loading the model)", err=True)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level="info")
