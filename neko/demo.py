@@ -45,7 +45,7 @@ def demo_command(
 ) -> None:
     """Correct bundled examples of each task and print them before and after, with error rates."""
     from neko.correct import Corrector
-    from neko.evaluate.cli import check_references
+    from neko.data.selection import check_references
     from neko.evaluate.metrics import Scorer, get_metric
 
     if examples is None:

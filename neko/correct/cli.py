@@ -200,7 +200,7 @@ def tune_gate_command(
     from neko.correct.gate_report import print_tunings, write_tunings
     from neko.correct.model_dir import NEKO_JSON, check_model_files, read_model_info, resolve_model_dir
     from neko.correct.tuning import collect_rows, read_rows, save_gate_settings, tune_rows, write_rows
-    from neko.evaluate.cli import first_per_dataset, load_scored_examples
+    from neko.data.selection import first_per_dataset, load_scored_examples
     from neko.evaluate.report import wide_console
 
     model_dir = resolve_model_dir(model)

@@ -19,9 +19,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from neko.data.formats import read_examples
 from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.schema import Example
+from neko.data.selection import first_per_dataset, load_scored_examples
 from neko.errors import NekoError
 from neko.evaluate.heatmap import validate_routing_stats
 from neko.evaluate.normalize import NORMALIZERS
@@ -29,29 +29,6 @@ from neko.evaluate.report import Report, evaluate, print_report, wide_console, w
 from neko.io import check_writable_folder, read_json, read_json_lines, write_json, write_json_lines
 
 DEFAULT_SYSTEM = "corrected"
-
-
-def load_examples(path: str | Path, format: str | None = None, task: str | None = None) -> list[Example]:
-    """Examples of a data file in any format neko reads (`task`: for formats that do not record one)."""
-    return list(read_examples(path, format=format, task=task))
-
-
-def load_scored_examples(
-    paths: Sequence[str | Path], format: str | None = None, task: str | None = None, limit: int | None = None
-) -> list[Example]:
-    """The examples (the first `limit` of each file) of several data files, each with a reference, ids
-    unique over all the files."""
-    examples: list[Example] = []
-    seen: dict[str, Path] = {}
-    for path in map(Path, paths):
-        loaded = load_examples(path, format=format, task=task)[:limit]
-        check_references(loaded, path)
-        for example in loaded:
-            if example.id in seen:
-                raise NekoError(f"{path}: id {example.id!r} is also an example of {seen[example.id]}")
-            seen[example.id] = path
-        examples += loaded
-    return examples
 
 
 def read_prediction_lines(path: str | Path) -> dict[str, tuple[str, int]]:
@@ -88,24 +65,6 @@ def check_predictions(
     missing = next((e.id for e in examples if e.id not in predictions), None)
     if missing is not None:
         raise NekoError(f"{pred}: no prediction for example {missing!r} of {data}")
-
-
-def first_per_dataset(examples: list[Example], limit: int) -> list[Example]:
-    """The first `limit` examples of each task x dataset, in file order: a quick, fixed subset."""
-    taken: Counter[tuple[str, str]] = Counter()
-    kept = []
-    for example in examples:
-        key = (example.task, example.dataset)
-        if taken[key] < limit:
-            taken[key] += 1
-            kept.append(example)
-    return kept
-
-
-def check_references(examples: list[Example], data: Path) -> None:
-    for example in examples:
-        if example.reference is None:
-            raise NekoError(f"{data}: example {example.id!r} has no reference; it cannot be scored")
 
 
 def load_routing_stats(path: str | Path) -> dict[str, Any]:
