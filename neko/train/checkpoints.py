@@ -13,6 +13,7 @@ from pathlib import Path
 from accelerate import Accelerator
 
 from neko.errors import NekoError
+from neko.io import write_json
 
 STATE_FILE = "trainer_state.json"
 PREFIX = "step-"
@@ -45,7 +46,7 @@ class Checkpoints:
         accelerator.wait_for_everyone()
         accelerator.save_state(str(temporary))
         if accelerator.is_main_process:
-            (temporary / STATE_FILE).write_text(json.dumps({**state, "step": step}))
+            write_json(temporary / STATE_FILE, {**state, "step": step})
             if final.exists():
                 shutil.rmtree(final)
             temporary.rename(final)

@@ -7,7 +7,6 @@ data-parallel run are those of the same run on one process with gradient accumul
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 
 from neko.errors import NekoError
+from neko.io import json_line, write_json_lines
 from neko.moe import ExpertAssignment
 from neko.moe.context import RouterRecord
 from neko.train.data import Encoded
@@ -122,9 +122,7 @@ class MetricsLog:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         kept = [line for line in read_lines(path) if line.get("step", 0) <= keep_until]
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text("".join(json.dumps(line) + "\n" for line in kept))
-        os.replace(temporary, path)
+        write_json_lines(path, kept)
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -138,7 +136,7 @@ class MetricsLog:
         if not self.enabled:
             return
         with open(self.path, "a") as out:
-            out.write(json.dumps({"step": step, **values}) + "\n")
+            out.write(json_line({"step": step, **values}))
         if self.writer is not None:
             for name, value in values.items():
                 if isinstance(value, int | float):

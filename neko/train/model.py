@@ -4,7 +4,6 @@ one; optionally wrapped with LoRA adapters. And the way a finished model is save
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from neko.correct.model_dir import NEKO_JSON, ModelInfo
+from neko.correct.model_dir import ModelInfo, write_model_info
 from neko.moe.assignment import ExpertAssignment
 from neko.tasks import BUILTIN_TASKS, get_task
 from neko.train.config import ArchitectureConfig, TrainConfig
@@ -128,7 +127,7 @@ def save_corrector(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / NEKO_JSON).write_text(json.dumps(model_info(config, assignment).to_dict(), indent=2) + "\n")
+    write_model_info(out_dir, model_info(config, assignment))
     return out_dir
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.io import write_json
 from neko.train.config import TrainConfig
 
 IDENTITY_FILE = "run.json"
@@ -136,9 +136,7 @@ class RunDir:
 
     def record(self, identity: Identity) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        temporary = self.identity_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(identity), indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, self.identity_file)
+        write_json(self.identity_file, asdict(identity))
 
     def saved_tokenizer_hash(self) -> str | None:
         saved = self.tokenizer_dir / "tokenizer.json"
