@@ -193,15 +193,7 @@ class TrainConfig(Section):
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read, type-check and validate a YAML config; relative data paths resolve against the cwd."""
     path = Path(path)
-    if not path.is_file():
-        raise NekoError(f"{path}: no such config file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise NekoError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise NekoError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    raw = read_raw(path)
     for dotted, value in (overrides or {}).items():
         set_dotted(raw, dotted, value)
     try:
@@ -210,6 +202,39 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
         raise NekoError(f"{path}: {describe(error)}") from None
     validate(config, str(path))
     return config
+
+
+def read_raw(path: Path, including: tuple[Path, ...] = ()) -> dict:
+    """The settings of a YAML config, merged over those of its `base:` (a config file named relative to
+    this one's folder): sections merge key by key, any other value replaces the base's. Staged configs
+    say only what their stage changes."""
+    if not path.is_file():
+        raise NekoError(f"{path}: no such config file")
+    if path.resolve() in including:
+        raise NekoError(f"{path}: its base configs include it again")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise NekoError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise NekoError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise NekoError(f"{path}: base: expected the file name of a config, got {base!r}")
+    return merged(read_raw(path.parent / base, (*including, path.resolve())), raw)
+
+
+def merged(base: dict, changes: dict) -> dict:
+    """`changes` over `base`: nested mappings merge, everything else replaces."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = (
+            merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
 
 
 def parse_override(item: str) -> tuple[str, Any]:
