@@ -7,58 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from train_fixtures import FIXTURE, write_config
 from transformers import AutoModelForCausalLM
 
 from neko.errors import NekoError
 from neko.train.config import load_config
 from neko.train.loop import train
 from neko.train.metrics import read_metrics
-
-FIXTURE = Path(__file__).parent / "fixtures" / "train" / "mixed.jsonl"
-TINY = {
-    "tasks": ["asr", "ocr", "tec"],
-    "model": {
-        "source": "scratch",
-        "architecture": {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "intermediate_size": 64,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "num_experts": 4,
-            "vocab_size": 400,
-        },
-    },
-    "data": {"train": [str(FIXTURE)]},
-    "optim": {
-        "lr": 3e-3,
-        "betas": [0.9, 0.95],
-        "warmup_steps": 2,
-        "epochs": 20,
-        "max_steps": 20,
-        "tokens_per_batch": 600,
-    },
-    "run": {"log_every": 1, "save_every": 1000, "threads": 1},
-}
-
-
-def write_config(tmp_path: Path, name: str = "config.yaml", **changes) -> Path:
-    config = yaml.safe_load(yaml.safe_dump(TINY))
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("__")
-        node = config
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    config.setdefault("run", {})["out_dir"] = str(tmp_path / "run")
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.mark.parametrize("mode", ["task_guided", "moe", "damex", "dense"])
