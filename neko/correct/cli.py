@@ -192,8 +192,9 @@ def tune_gate_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Tune the correction gate per task on dev DATA (never a test file): the safety valve's edit limit
-    and the margins, familiarity and N-best support an output needs to replace the 1-best; no dev
-    dataset may get worse than its 1-best. --write stores the choice in the model's neko.json."""
+    and the margins, familiarity and N-best support an output needs to replace the 1-best; every dev
+    domain a setting touches must gain at least 1% of its 1-best. --write stores the choice in the
+    model's neko.json."""
     from transformers.utils import logging as transformers_logging
 
     from neko.correct.corrector import Corrector

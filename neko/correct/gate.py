@@ -21,8 +21,9 @@ required) the change is supported; else the rerank pick (`rerank`), when its mar
 `unchanged`. A margin of None disables that outcome.
 
 Thresholds are not guessed: `neko tune-gate` measures them per task on dev data (selective
-prediction: the risk of each coverage, `risk_coverage`), under the constraint that no dev dataset gets
-worse than its 1-best, and stores them in `neko.json`. A task without tuned thresholds keeps the
+prediction: the risk of each coverage, `neko.correct.tuning.risk_coverage`), under the constraint that
+every dev domain whose outputs a setting changes gains clearly over its 1-best (`neko.correct.tuning`),
+and stores them in `neko.json`. A task without tuned thresholds keeps the
 1-best (`GateRule.closed`).
 """
 
