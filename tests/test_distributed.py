@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
+from train_fixtures import FIXTURE, write_config
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from neko.data.formats import read_examples
@@ -24,35 +24,16 @@ from neko.train.loop import next_token_losses, train
 from neko.train.metrics import read_metrics
 
 ROOT = Path(__file__).parent.parent
-FIXTURE = Path(__file__).parent / "fixtures" / "train" / "mixed.jsonl"
-TINY = {
-    "tasks": ["asr", "ocr", "tec"],
-    "model": {
-        "architecture": {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "intermediate_size": 64,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "num_experts": 4,
-            "vocab_size": 400,
-        }
-    },
-    "data": {"train": [str(FIXTURE)]},
-    "optim": {"lr": 3e-3, "betas": [0.9, 0.95], "warmup_steps": 2, "epochs": 4, "max_steps": 6},
-    "run": {"log_every": 1, "save_every": 3, "threads": 1},
-}
 TOKENS_PER_BATCH = 600
 
 
 def config_file(directory: Path, **optim) -> Path:
-    config = yaml.safe_load(yaml.safe_dump(TINY))
-    config["optim"] |= {"tokens_per_batch": TOKENS_PER_BATCH, **optim}
-    config["run"]["out_dir"] = str(directory / "run")
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The shared tiny config, 6 steps with a checkpoint every 3, and `optim` changes."""
+    changes = {"optim__epochs": 4, "optim__max_steps": 6, "run__save_every": 3}
+    changes |= {
+        f"optim__{key}": value for key, value in {"tokens_per_batch": TOKENS_PER_BATCH, **optim}.items()
+    }
+    return write_config(directory, **changes)
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from train_fixtures import FIXTURE, write_config
 from transformers import AutoTokenizer
 
 from neko.errors import NekoError
@@ -19,7 +19,6 @@ from neko.train.config import load_config, parse_override
 from neko.train.loop import train
 from neko.train.metrics import read_metrics
 
-FIXTURE = Path(__file__).parent / "fixtures" / "train" / "mixed.jsonl"
 QUICK = {
     "tasks": ["asr", "ocr", "tec"],
     "model": {
@@ -41,17 +40,7 @@ QUICK = {
 
 def config_file(tmp_path: Path, name: str = "config.yaml", **changes) -> Path:
     """QUICK with `section__key=value` changes, training into tmp_path/run."""
-    config = json.loads(json.dumps(QUICK))
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("__")
-        node = config
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    config["run"]["out_dir"] = str(tmp_path / "run")
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_config(tmp_path, name, base=QUICK, **changes)
 
 
 def snapshot(run_dir: Path) -> dict[str, bytes]:

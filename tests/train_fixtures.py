@@ -40,9 +40,10 @@ TINY = {
 }
 
 
-def write_config(directory: Path, name: str = "config.yaml", **changes) -> Path:
-    """TINY with `changes` (`optim__max_steps=5` sets optim.max_steps), its out_dir `directory/run`."""
-    config = yaml.safe_load(yaml.safe_dump(TINY))
+def write_config(directory: Path, name: str = "config.yaml", *, base: dict = TINY, **changes) -> Path:
+    """`base` (TINY) with `changes` (`optim__max_steps=5` sets optim.max_steps), its out_dir
+    `directory/run`."""
+    config = yaml.safe_load(yaml.safe_dump(base))
     for dotted, value in changes.items():
         *parents, last = dotted.split("__")
         node = config
