@@ -143,7 +143,7 @@ class _Replay:
         }
         self.texts = [[r.evidence.best, r.evidence.pick, r.evidence.output] for r in rows]
         self.edits = self._edit_table() if self.metric in EDIT_RATE_METRICS else None
-        self.stats = _sentence_stats(self.metric, rows, self.texts) if self.metric in STATS_METRICS else None
+        self.stats = STATS_METRICS[self.metric](rows, self.texts) if self.metric in STATS_METRICS else None
         self.cache: dict[tuple[str, bytes], float] = {}
 
     def _edit_table(self) -> tuple[np.ndarray, np.ndarray]:
@@ -234,10 +234,6 @@ def _gleu_of_totals(totals: np.ndarray) -> np.ndarray:
 
 STATS_METRICS = {"bleu": _BleuStats, "gleu": _GleuStats}
 """Metrics replayed from per-sentence statistics."""
-
-
-def _sentence_stats(metric: str, rows: list[Row], texts: list[list[str]]):
-    return STATS_METRICS[metric](rows, texts)
 
 
 def write_rows(path: Path, rows: Sequence[Row]) -> None:
