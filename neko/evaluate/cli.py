@@ -108,9 +108,8 @@ def run_model(
     console.print(f"{corrector.name}: {len(examples)} corrected; the text is {summary}")
     write_outcomes(examples, corrections, Scorer(errant=False), out)
     systems = {DEFAULT_SYSTEM: {c.id: c.text for c in corrections}}
-    if run.rerank:
-        reranked = corrector.rerank(examples, batch_size=run.batch_size)
-        systems["rerank"] = {e.id: text for e, text in zip(examples, reranked, strict=True)}
+    if run.rerank:  # the gate's evidence already holds each example's rerank pick
+        systems["rerank"] = {c.id: c.evidence.pick for c in corrections}
     for name, outputs in systems.items():
         records = [{"id": key, "correction": text} for key, text in outputs.items()]
         write_json_lines(out / f"predictions-{name}.jsonl", records)
