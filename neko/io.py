@@ -233,9 +233,12 @@ def read_json(path: str | Path) -> Any:
     return parse_json(read_text(path), str(path))
 
 
-def read_json_lines(path: str | Path) -> Iterator[tuple[str, int, Any]]:
+def read_json_lines(path: str | Path, torn_tail: bool = False) -> Iterator[tuple[str, int, Any]]:
     """(`file:line`, line number, decoded value) of each non-blank line of a JSON Lines file (gzipped
-    when the name ends in `.gz`), read as it goes; every problem is a one-line error naming file:line."""
+    when the name ends in `.gz`), read as it goes; every problem is a one-line error naming file:line.
+
+    `torn_tail`: a last line without its newline that is not UTF-8 JSON is left out instead, as in a
+    log that a killed process was appending to."""
     path = Path(path)
     _check_readable(path)
     number = 0
@@ -244,15 +247,24 @@ def read_json_lines(path: str | Path) -> Iterator[tuple[str, int, Any]]:
             for number, data in enumerate(lines, start=1):
                 where = f"{path}:{number}"
                 try:
-                    line = data.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise NekoError(f"{where}: not UTF-8 text (byte {error.start} of the line)") from None
-                if number == 1:
-                    line = line.removeprefix(BOM)
+                    line = _decode_line(data, where, first=number == 1)
+                    value = parse_json(line, where) if line.strip() else None
+                except NekoError:
+                    if torn_tail and not data.endswith(b"\n"):
+                        return
+                    raise
                 if line.strip():
-                    yield where, number, parse_json(line, where)
+                    yield where, number, value
     except (OSError, EOFError, zlib.error) as error:
         raise NekoError(f"{path}:{number + 1}: cannot read ({_reason(error)})") from None
+
+
+def _decode_line(data: bytes, where: str, first: bool) -> str:
+    try:
+        line = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NekoError(f"{where}: not UTF-8 text (byte {error.start} of the line)") from None
+    return line.removeprefix(BOM) if first else line
 
 
 def open_text(path: str | Path) -> IO[str]:

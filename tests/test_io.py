@@ -195,6 +195,18 @@ def test_reading_errors_name_file_and_line(tmp_path):
         read_json(tmp_path)
 
 
+@pytest.mark.parametrize("tail", [b'{"a": 3, "b', '{"a": "\u00e9'.encode()[:-1]])
+def test_a_torn_last_line_is_left_out_only_when_asked(tmp_path, tail):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2}\n' + tail)
+    assert [value for _, _, value in read_json_lines(path, torn_tail=True)] == [{"a": 1}, {"a": 2}]
+    with pytest.raises(NekoError, match=r"log.jsonl:3: not"):
+        list(read_json_lines(path))
+    path.write_bytes(b'{"a": 1}\n' + tail + b"\n")
+    with pytest.raises(NekoError, match=r"log.jsonl:2: not"):
+        list(read_json_lines(path, torn_tail=True))
+
+
 # --- property-based: round trips -------------------------------------------------------------------
 
 # Any Unicode text (no surrogates: no UTF-8 file can hold one), line separators and BOMs included.

@@ -355,6 +355,9 @@ def test_openapi_docs_describe_the_correction_endpoint(server):
     operation = schema["paths"]["/v1/correct"]["post"]
     assert {"200", "413", "422", "429"} <= set(operation["responses"])
     assert "hypotheses" in schema["components"]["schemas"]["InputObject"]["properties"]
+    correction = schema["components"]["schemas"]["CorrectionOut"]
+    assert {"decision", "fell_back"} <= set(correction["required"])
+    assert correction["properties"]["decision"]["enum"] == list(DECISIONS)
     assert httpx.get(f"{url}/docs", timeout=10).status_code == 200
 
 

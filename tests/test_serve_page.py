@@ -3,6 +3,7 @@ hypotheses, a picked example, changed words highlighted, the gate's decision, an
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from correct_fixtures import make_model_dir, script_outputs
 from serve_fixtures import running, wait_ready
 
 from neko.correct import Corrector
+from neko.correct.gate import GateRule
+from neko.correct.model_dir import read_model_info, write_model_info
 from neko.data.formats import read_examples
 from neko.serve.app import create_app
 
@@ -24,6 +27,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.jsonl"
+RERANK_GATE = GateRule(rerank_margin=-100.0)
+"""Refuses every model output that changes the 1-best and takes the model's pick among the hypotheses."""
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is not installed (pip install -e .[dev])"
@@ -35,10 +40,12 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def corrector(tmp_path_factory) -> Corrector:
-    """The tiny model, made to answer "the cat sat" to everything."""
-    corrector = Corrector.from_pretrained(
-        make_model_dir(tmp_path_factory.mktemp("model") / "tiny", open_gate=True), device="cpu"
-    )
+    """The tiny model, made to answer "the cat sat" to everything; its gate takes every output the
+    valve passes, but for `st`, where it takes the hypothesis the model ranks first."""
+    model_dir = make_model_dir(tmp_path_factory.mktemp("model") / "tiny", open_gate=True)
+    info = read_model_info(model_dir)
+    write_model_info(model_dir, replace(info, gate={**info.gate, "st": RERANK_GATE}))
+    corrector = Corrector.from_pretrained(model_dir, device="cpu")
     ids = corrector.tokenizer.encode(" the cat sat", add_special_tokens=False)
     undo = script_outputs(corrector.model, [*ids, corrector.eos_id])
     yield corrector
@@ -97,6 +104,16 @@ def test_a_picked_example_shows_its_reference_and_that_the_gate_kept_the_1_best(
     assert page.locator(".correction-text ins.changed").count() == 0
     assert page.text_content(".gate") == f"the gate kept the 1-best ({expected.reason})"
     assert example.reference in page.text_content(".correction")
+
+
+def test_a_rerank_decision_names_the_hypothesis_the_gate_picked(page, corrector):
+    hypotheses = ["she sells sea shells", "the cat sat on the mat"]
+    [expected] = corrector.correct([hypotheses], task="st")
+    assert (expected.decision, expected.text, expected.reason) == ("rerank", hypotheses[1], "gate closed")
+    correct_on_page(page, "st", "\n".join(hypotheses))
+    assert page.text_content(".correction-text") == "the cat sat on the mat"
+    picked = "the gate picked hypothesis 2, the one the model ranks first (gate closed)"
+    assert page.text_content(".gate.picked") == picked
 
 
 def test_a_refused_request_shows_the_servers_message(page):

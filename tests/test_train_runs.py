@@ -132,12 +132,20 @@ def test_a_finished_run_resumes_from_its_final_checkpoint_despite_a_torn_log_lin
     assert metrics.read_text().count("\n") == 3 and metrics.read_text().endswith("\n")
 
 
+def test_a_log_line_that_is_not_an_object_is_an_error_naming_it(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n[1, 2]\n{"step": 2')
+    with pytest.raises(NekoError, match=r"metrics.jsonl:2: not a JSON object"):
+        read_metrics(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2')
+    assert read_metrics(tmp_path) == [{"step": 1}]
+
+
 def test_a_damaged_line_inside_the_log_is_an_error_naming_it(tmp_path):
     config = config_file(tmp_path, optim__max_steps=2)
     train(load_config(config))
     metrics = tmp_path / "run" / "metrics.jsonl"
     metrics.write_text("garbage\n" + metrics.read_text())
-    with pytest.raises(NekoError, match=r"metrics.jsonl:1: not a JSON object"):
+    with pytest.raises(NekoError, match=r"metrics.jsonl:1: not valid JSON"):
         train(load_config(config), resume=True)
 
 

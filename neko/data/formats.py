@@ -290,75 +290,64 @@ def _json_records(text: str, context: _Context) -> Iterator[tuple[str, int, Any]
             yield where, number, parse_json(line, where)
 
 
-def _read_hyporadise(text: str, context: _Context) -> Iterator[Placed]:
-    for where, number, record in _json_records(text, context):
-        record = _expect_object(record, where)
-        if "input" in record:
-            hypotheses, used = _string_list(record, "input", where), "input"
-        elif "input1" in record:
-            hypotheses, used = _string_list(record, "input1", where), "input1"
-        else:
-            raise NekoError(f"{where}: missing field 'input' (the N-best hypotheses)")
-        reserved = {*_HYPORADISE_KEYS} - {"input1", "input2"} | {used}
-        metadata = {key: value for key, value in record.items() if key not in reserved}
-        yield (
-            where,
-            _build(
-                record,
-                where,
-                number,
-                context,
-                "hyporadise",
-                hypotheses=hypotheses,
-                reference=_optional_string(record, "output", where),
-                dataset=record.get("dataset"),
-                metadata=metadata,
-            ),
-        )
+@dataclass(frozen=True)
+class _Fields:
+    """What a record of a JSON format says beyond its id and neko's extra keys."""
+
+    hypotheses: list[str]
+    reference: str | None
+    dataset: Any
+    metadata: dict[str, Any]
 
 
-def _read_gensec(text: str, context: _Context) -> Iterator[Placed]:
-    for where, number, record in _json_records(text, context):
-        record = _expect_object(record, where)
-        if "hypothesis" in record:
-            hypotheses = _string_list(record, "hypothesis", where)
-        elif "input1" in record:
-            hypotheses = _string_list(record, "input1", where)
-        else:
-            raise NekoError(f"{where}: missing field 'hypothesis' (the N-best hypotheses)")
-        metadata = {key: value for key, value in record.items() if key not in _GENSEC_KEYS}
-        if "input1" in record and "hypothesis" in record and record["input1"] != hypotheses[0]:
-            metadata["input1"] = record["input1"]
-        source = record.get("source")
-        if source is not None and not isinstance(source, str):
-            raise NekoError(f"{where}: field 'source' must be a string, got {type(source).__name__}")
-        yield (
-            where,
-            _build(
-                record,
-                where,
-                number,
-                context,
-                "gensec",
-                hypotheses=hypotheses,
-                reference=_optional_string(record, "transcription", where),
-                dataset=record.get("source"),
-                metadata=metadata,
-            ),
-        )
+def _json_reader(
+    format: str, fields: Callable[[dict[str, Any], str], _Fields]
+) -> Callable[[str, _Context], Iterator[Placed]]:
+    """The reader of a JSON format whose records `fields` maps to the fields of an `Example`."""
+
+    def read(text: str, context: _Context) -> Iterator[Placed]:
+        for where, number, record in _json_records(text, context):
+            record = _expect_object(record, where)
+            yield where, _build(record, where, number, context, format, fields(record, where))
+
+    return read
+
+
+def _hyporadise_fields(record: dict[str, Any], where: str) -> _Fields:
+    hypotheses, used = _nbest(record, "input", where)
+    reserved = {*_HYPORADISE_KEYS} - {"input1", "input2"} | {used}
+    return _Fields(
+        hypotheses=hypotheses,
+        reference=_optional_string(record, "output", where),
+        dataset=record.get("dataset"),
+        metadata={key: value for key, value in record.items() if key not in reserved},
+    )
+
+
+def _gensec_fields(record: dict[str, Any], where: str) -> _Fields:
+    hypotheses, _ = _nbest(record, "hypothesis", where)
+    metadata = {key: value for key, value in record.items() if key not in _GENSEC_KEYS}
+    if "input1" in record and "hypothesis" in record and record["input1"] != hypotheses[0]:
+        metadata["input1"] = record["input1"]
+    dataset = _optional_string(record, "source", where)
+    return _Fields(
+        hypotheses=hypotheses,
+        reference=_optional_string(record, "transcription", where),
+        dataset=dataset,
+        metadata=metadata,
+    )
+
+
+def _nbest(record: dict[str, Any], key: str, where: str) -> tuple[list[str], str]:
+    """The N-best list under `key`, else under `input1` (a lone 1-best), and the key it was under."""
+    for used in (key, "input1"):
+        if used in record:
+            return _string_list(record, used, where), used
+    raise NekoError(f"{where}: missing field '{key}' (the N-best hypotheses)")
 
 
 def _build(
-    record: dict[str, Any],
-    where: str,
-    number: int,
-    context: _Context,
-    format: str,
-    *,
-    hypotheses: list[str],
-    reference: str | None,
-    dataset: Any,
-    metadata: dict[str, Any],
+    record: dict[str, Any], where: str, number: int, context: _Context, format: str, fields: _Fields
 ) -> Example:
     identifier = record.get("id")
     if identifier is None:
@@ -368,10 +357,10 @@ def _build(
     native: dict[str, Any] = {
         "id": identifier,
         "task": context.task_for(record.get("task"), where, format),
-        "hypotheses": hypotheses,
-        "reference": reference,
-        "dataset": context.default_dataset if dataset is None else dataset,
-        "metadata": metadata,
+        "hypotheses": fields.hypotheses,
+        "reference": fields.reference,
+        "dataset": context.default_dataset if fields.dataset is None else fields.dataset,
+        "metadata": fields.metadata,
     }
     for key in ("language_pair", "extra_references"):
         if record.get(key) is not None:
@@ -502,8 +491,8 @@ def _json_writer(make_record: Callable[[Example], dict[str, Any]]) -> Callable[[
 
 _READERS: dict[str, Callable[[str, _Context], Iterator[Placed]]] = {
     "jsonl": _read_jsonl,
-    "hyporadise": _read_hyporadise,
-    "gensec": _read_gensec,
+    "hyporadise": _json_reader("hyporadise", _hyporadise_fields),
+    "gensec": _json_reader("gensec", _gensec_fields),
     "text": _read_plain_text,
 }
 _WRITERS: dict[str, Callable[[list[Example], str], str]] = {

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from neko.correct.gate import DECISIONS
 from neko.data.schema import Example
 
 
@@ -86,8 +87,13 @@ class CorrectionOut(BaseModel):
     id: str
     task: str
     text: str = Field(description="what to use: the correction, or the 1-best where the gate kept it")
-    fell_back: bool
-    reason: str | None = None
+    decision: str = Field(
+        description="what `text` is: the model's output (model; unchanged when that is the 1-best), the "
+        "hypothesis the model ranks first (rerank) or the 1-best the gate kept (1-best)",
+        json_schema_extra={"enum": list(DECISIONS)},
+    )
+    fell_back: bool = Field(description="true for the decisions rerank and 1-best")
+    reason: str | None = Field(None, description="why the model's output was not taken")
     output: str = Field("", description="the model's own output")
 
 

@@ -6,7 +6,6 @@ data-parallel run are those of the same run on one process with gradient accumul
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 
 from neko.errors import NekoError
-from neko.io import json_line, write_json_lines
+from neko.io import json_line, read_json_lines, write_json_lines
 from neko.moe import ExpertAssignment
 from neko.moe.context import RouterRecord
 from neko.train.data import Encoded
@@ -121,7 +120,7 @@ class MetricsLog:
         if not enabled:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        kept = [line for line in read_lines(path) if line.get("step", 0) <= keep_until]
+        kept = [line for line in read_log(path) if line.get("step", 0) <= keep_until]
         write_json_lines(path, kept)
         if tensorboard:
             try:
@@ -144,26 +143,19 @@ class MetricsLog:
             self.writer.flush()
 
 
-def read_lines(path: Path) -> list[dict]:
+def read_log(path: Path) -> list[dict]:
     """The records of a metrics file; a last line cut short by a kill is dropped, any other bad line
     is an error naming it."""
     if not path.exists():
         return []
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.split("\n")
     records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            torn = number == len(lines) and not text.endswith("\n")
-            if not torn:
-                raise NekoError(f"{path}:{number}: not a JSON object; the metrics log is damaged") from None
+    for where, _, record in read_json_lines(path, torn_tail=True):
+        if not isinstance(record, dict):
+            raise NekoError(f"{where}: not a JSON object; the metrics log is damaged")
+        records.append(record)
     return records
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """Every logged line of a run, oldest first."""
-    return read_lines(Path(run_dir) / METRICS_FILE)
+    return read_log(Path(run_dir) / METRICS_FILE)

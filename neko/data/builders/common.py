@@ -25,6 +25,7 @@ from typing import Any
 from neko.data.jsonl import read_jsonl, write_jsonl
 from neko.data.schema import Example
 from neko.data.sources import Sentence, sentences
+from neko.data.splits import check_split_name
 from neko.errors import NekoError
 from neko.io import check_writable, json_line, parse_json
 
@@ -97,6 +98,23 @@ def assign_sentences(
         chosen.append(pool[used[name] % len(pool)])
         used[name] += 1
     return chosen
+
+
+def sentence_jobs(
+    task: str, split: str, count: int, seed: int, sources: dict[str, dict[str, int]]
+) -> list[Job]:
+    """The jobs of a builder whose examples need only a sentence (and seed and split for `job_rng`):
+    job i takes `assign_sentences`'s sentence i, from the split's source weights in `sources`."""
+    check_split_name(split)
+    chosen = assign_sentences(task, split, seed, interleave(sources[split]), count)
+    return [
+        Job(
+            i,
+            example_id(task, split, seed, i),
+            {"text": s.text, "text_id": s.id, "source": s.source, "seed": seed, "split": split},
+        )
+        for i, s in enumerate(chosen)
+    ]
 
 
 def partial_path(out: Path) -> Path:

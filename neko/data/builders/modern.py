@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
-from neko.data.builders.common import Job, assign_sentences, example_id, interleave, job_rng
+from neko.data.builders.common import Job, job_rng, sentence_jobs
 from neko.data.builders.lexicon import (
     CARDINALS,
     CONTRACTIONS,
@@ -49,7 +49,6 @@ from neko.data.builders.lexicon import (
 from neko.data.builders.speech import spoken_form
 from neko.data.schema import Example
 from neko.data.sources import sentences
-from neko.data.splits import check_split_name
 
 NBEST = 5
 KIND_WEIGHTS = {
@@ -503,16 +502,7 @@ def setup() -> Lexicon:
 
 
 def plan(split: str, count: int, seed: int) -> list[Job]:
-    check_split_name(split)
-    chosen = assign_sentences("modern", split, seed, interleave(SOURCES[split]), count)
-    return [
-        Job(
-            i,
-            example_id("modern", split, seed, i),
-            {"text": s.text, "text_id": s.id, "source": s.source, "seed": seed, "split": split},
-        )
-        for i, s in enumerate(chosen)
-    ]
+    return sentence_jobs("modern", split, count, seed, SOURCES)
 
 
 def hyphenated_pairs(text: str) -> frozenset[tuple[str, str]]:

@@ -13,9 +13,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from neko.data.builders.common import Job, assign_sentences, example_id, interleave, job_rng
+from neko.data.builders.common import Job, job_rng, sentence_jobs
 from neko.data.schema import Example
-from neko.data.splits import check_split_name
 from neko.errors import NekoError
 
 KEEP_RATE = 0.15
@@ -401,16 +400,7 @@ def corrupt(text: str, rng: random.Random, keep_rate: float = KEEP_RATE) -> tupl
 
 
 def plan(split: str, count: int, seed: int) -> list[Job]:
-    check_split_name(split)
-    chosen = assign_sentences("tec", split, seed, interleave(SOURCES[split]), count)
-    return [
-        Job(
-            i,
-            example_id("tec", split, seed, i),
-            {"text": s.text, "text_id": s.id, "source": s.source, "seed": seed, "split": split},
-        )
-        for i, s in enumerate(chosen)
-    ]
+    return sentence_jobs("tec", split, count, seed, SOURCES)
 
 
 def work(state: object, job: Job) -> Example:
