@@ -17,7 +17,8 @@ zcat data/tec/jfleg.jsonl.gz | head -n "$half" | gzip -n > work/jfleg-dev-tune.j
 zcat data/tec/jfleg.jsonl.gz | tail -n +"$((half + 1))" | gzip -n > work/jfleg-dev-heldout.jsonl.gz
 
 $neko tune-gate data/asr/hyporadise-dev.jsonl.gz data/asr/dev.jsonl.gz data/ocr/dev.jsonl.gz \
-  data/tec/dev.jsonl.gz work/jfleg-dev-tune.jsonl.gz data/st/dev.jsonl.gz --limit "$dev_n" \
+  data/asr/modern-dev.jsonl.gz data/tec/dev.jsonl.gz work/jfleg-dev-tune.jsonl.gz data/st/dev.jsonl.gz \
+  data/st/handbook-dev.jsonl.gz --limit "$dev_n" \
   --model "$model" --batch-size 32 --evidence "$out/gate-tuning/evidence.jsonl" --out "$out/gate-tuning" \
   --write | tee "$out/gate-tuning/tuning.txt"
 

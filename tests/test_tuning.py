@@ -236,7 +236,7 @@ def test_tune_gate_command_writes_the_chosen_rules_and_refuses_test_files(tmp_pa
 
 def test_a_domain_touched_for_a_gain_too_small_to_trust_is_left_alone():
     # 160 errors in 800 words; one output fixes one of them: a gain of 0.6% of the 1-best's WER, below
-    # MIN_DOMAIN_GAIN, so the setting that takes it is out and nothing is taken.
+    # MIN_DOMAIN_GAIN, so the setting that takes it is out; the confident captions fixes stay in.
     reference = "one two three four five six seven eight nine ten"
     wrong = "won two three four five six seven eight nine tan"
     fix = (
@@ -244,11 +244,77 @@ def test_a_domain_touched_for_a_gain_too_small_to_trust_is_left_alone():
         [wrong],
         reference,
         reference.replace("one", "won", 0).replace("ten", "tan"),
-        0.9,
+        0.3,
         -2.0,
         True,
     )
     same = ("jfleg", [wrong], reference, wrong, 0.0, -2.0, True)
-    tuning = tune_task("asr", rows("asr", [fix] + [same] * 79), Scorer(errant=False))
-    assert tuning.one_best == pytest.approx(20.0)
-    assert tuning.best.taken == {"1-best": 80}
+    captions = ("captions", ["a dog run"], "a dog runs", "a dog runs", 0.9, -2.0, True)
+    tuning = tune_task(
+        "asr", rows("asr", [fix] + [same] * 79 + [captions] * MIN_DATASET), Scorer(errant=False)
+    )
+    assert tuning.one_best_per_dataset["jfleg"] == pytest.approx(20.0)
+    assert tuning.best.per_dataset["jfleg"] == pytest.approx(20.0)
+    assert tuning.best.taken == {"1-best": 80, "model": MIN_DATASET}
+
+
+# Outputs of three dev domains that the signals tell apart only by support: unsupported rewrites help
+# captions and damage handbook (at a smaller margin), supported fixes help atis.
+CAPTIONS = ("captions", ["a dog run"], "a dog runs", "a dog runs", 0.9, -2.0, False)
+HANDBOOK = ("handbook", ["install the package"], "install the package", "install a package", 0.6, -2.0, False)
+ATIS = (
+    "atis",
+    ["flight to boston", "flights to boston"],
+    "flights to boston",
+    "flights to boston",
+    0.6,
+    -2.0,
+    True,
+)
+
+
+def test_a_setting_that_harms_a_domain_left_out_of_its_tuning_gives_way_to_a_more_careful_one():
+    cases = [CAPTIONS] * (2 * MIN_DATASET) + [HANDBOOK] * MIN_DATASET + [ATIS] * MIN_DATASET
+    tuning = tune_task("asr", rows("asr", cases), Scorer(errant=False))
+    # Tuned on captions and atis, the bold setting takes every output with margin >= 0.5, and handbook,
+    # standing for a domain the dev data does not show, gets worse: only supported edits are trusted.
+    assert tuning.rejected == {"as tuned": "handbook"}
+    assert tuning.caution == "supported edits"
+    assert tuning.best.rule.require_support
+    assert tuning.best.taken == {"model": MIN_DATASET, "1-best": 3 * MIN_DATASET}
+    assert tuning.best.per_dataset["atis"] == 0.0
+    assert all(tuned <= one_best for one_best, tuned in tuning.held_out.values())
+
+
+def test_a_task_whose_dev_data_shows_one_domain_only_reranks():
+    tuning = tune_task("asr", rows("asr", [ATIS] * (2 * MIN_DATASET)), Scorer(errant=False))
+    assert tuning.caution == "reranking familiar input" and tuning.held_out == {}
+    assert tuning.best.rule.accept_margin is None
+    assert tuning.best.taken == {"1-best": 2 * MIN_DATASET}
+
+
+def test_a_gain_on_one_dataset_of_a_domain_cannot_hide_the_damage_to_another():
+    fix = ("modern/captions", ["a dog run"], "a dog runs", "a dog runs", 0.9, -2.0, True)
+    harm = (
+        "modern/wordnet",
+        ["install the package"],
+        "install the package",
+        "install a package",
+        0.9,
+        -2.0,
+        True,
+    )
+    other = (
+        "atis",
+        ["flight to boston", "flights to boston"],
+        "flights to boston",
+        "flights to boston",
+        0.6,
+        -2.0,
+        True,
+    )
+    cases = [fix] * (3 * MIN_DATASET) + [harm] * MIN_DATASET + [other] * MIN_DATASET
+    tuning = tune_task("asr", rows("asr", cases), Scorer(errant=False))
+    # Together the modern domain gains, but its wordnet part would lose: the margin 0.9 outputs stay out.
+    assert tuning.one_best_per_dataset["modern"] > 0
+    assert tuning.best.per_dataset["modern"] == tuning.one_best_per_dataset["modern"]

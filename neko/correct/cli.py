@@ -193,7 +193,8 @@ def tune_gate_command(
 ) -> None:
     """Tune the correction gate per task on dev DATA (never a test file): the safety valve's edit limit
     and the margins, familiarity and N-best support an output needs to replace the 1-best; every dev
-    domain a setting touches must gain at least 1% of its 1-best. --write stores the choice in the
+    domain a setting touches must gain at least 1% of its 1-best, and the setting chosen with any one
+    domain held out may not make that domain lose more than 1%. --write stores the choice in the
     model's neko.json."""
     from transformers.utils import logging as transformers_logging
 

@@ -9,7 +9,6 @@ beside it, so a reader sees where the model's outputs were trusted and whether t
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from neko.correct.gate import DECISIONS
 from neko.correct.tuning import Row, TaskTuning, describe_rule, risk_coverage
 from neko.data.schema import Example
 from neko.evaluate.metrics import Scorer
+from neko.io import write_json, write_text
 
 RISK_COVERAGE_PNG = "risk-coverage.png"
 
@@ -33,19 +33,26 @@ def print_tunings(tunings: dict[str, TaskTuning], console: Console) -> None:
             title=f"{tuning.task}: {tuning.metric} on {tuning.examples} dev examples, "
             f"{tuning.trials} settings tried"
         )
-        for column in ("dataset", "1-best", "gated (chosen)", "boldest harmless"):
+        for column in ("dataset", "1-best", "gated (chosen)", "boldest harmless", "tuned without it"):
             table.add_column(column, justify="right" if column != "dataset" else "left")
         for name, one_best in tuning.one_best_per_dataset.items():
+            held_out = tuning.held_out.get(name)
             table.add_row(
                 name,
                 f"{one_best:.2f}",
                 f"{tuning.best.per_dataset[name]:.2f}",
                 f"{tuning.boldest.per_dataset[name]:.2f}",
+                "" if held_out is None else f"{held_out[1]:.2f}",
             )
         table.add_row(
-            "(all)", f"{tuning.one_best:.2f}", f"{tuning.best.score:.2f}", f"{tuning.boldest.score:.2f}"
+            "(all)", f"{tuning.one_best:.2f}", f"{tuning.best.score:.2f}", f"{tuning.boldest.score:.2f}", ""
         )
         console.print(table)
+        rejected = ", ".join(f"{level!r} made {name} worse" for level, name in tuning.rejected.items())
+        console.print(
+            f"  caution: {tuning.caution}"
+            + (f" (held out, bolder levels harmed: {rejected})" if rejected else "")
+        )
         console.print(
             f"  chosen: {describe_rule(tuning.best.rule, tuning.best.max_edit_rate)}; "
             f"took {tuning.best.taken}"
@@ -62,6 +69,12 @@ def tuning_record(tuning: TaskTuning) -> dict[str, Any]:
         "chosen": _trial_record(tuning.best),
         "boldest_harmless": _trial_record(tuning.boldest),
         "settings_tried": tuning.trials,
+        "caution": tuning.caution,
+        "held_out": {
+            name: {"one_best": base, "tuned_without": gated}
+            for name, (base, gated) in tuning.held_out.items()
+        },
+        "rejected_levels": tuning.rejected,
         "risk_coverage": tuning.risk_coverage,
     }
 
@@ -81,7 +94,7 @@ def write_tunings(tunings: dict[str, TaskTuning], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "tuning.json"
     records = [tuning_record(t) for t in tunings.values()]
-    path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    write_json(path, records, indent=1)
     curves = {t.task: (t.metric, t.risk_coverage, t.one_best) for t in tunings.values()}
     return [path, plot_risk_coverage(curves, out / RISK_COVERAGE_PNG, "dev")]
 
@@ -154,8 +167,8 @@ def write_outcomes(
     """`gate.md`, `gate.json` and the risk-coverage plot of an evaluated run, in `out`."""
     rows = outcome_rows(examples, corrections, scorer)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gate.md").write_text(outcome_markdown(rows), encoding="utf-8")
-    (out / "gate.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    write_text(out / "gate.md", outcome_markdown(rows))
+    write_json(out / "gate.json", rows, indent=1)
     written = [out / "gate.md", out / "gate.json"]
     by_task: dict[str, list[Row]] = defaultdict(list)
     for example, correction in zip(examples, corrections, strict=True):

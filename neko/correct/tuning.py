@@ -6,14 +6,20 @@
 task's dev familiarity: inputs less familiar than that share of the dev data are left alone) and
 `require_support`. The chosen setting is selective prediction done conservatively:
 
-- every dev domain (task x text source, the first part of the dataset name, with at least
-  `MIN_DATASET` examples) whose outputs a setting changes must gain at least `MIN_DOMAIN_GAIN` (1%)
-  of its own 1-best score: a setting that trades one domain's damage for another's gain is out, and so
-  is one that touches a domain for a gain too small to tell from noise;
+- every dev domain (task x text source, the first part of the dataset name, with at least `MIN_DATASET`
+  examples) whose outputs a setting changes must gain at least `MIN_DOMAIN_GAIN` (1%) of its own 1-best
+  score, and no dataset within it may lose more than that: a setting that trades one domain's damage
+  for another's gain is out, and so is one that touches a domain for a gain too small to tell from
+  noise;
 - among the settings that keep at least `KEEP_GAIN` of the best gain over the 1-best, the one with the
   strictest familiarity threshold (dev data cannot show the domains a model has never seen; the
   familiarity is what guards them), then the one that takes the fewest outputs: what little more a
-  bolder setting wins on the tuning data is more likely noise than skill.
+  bolder setting wins on the tuning data is more likely noise than skill;
+- the grid is restricted by the first of `CAUTION_LEVELS` (as tuned; supported edits only; also on
+  familiar input only; reranking only) under which leave-one-domain-out tuning makes no held-out
+  domain, nor any dataset within it, lose more than `MIN_DOMAIN_GAIN`: each dev domain in turn plays a
+  domain the model's users bring and the dev data does not show (real ATIS lists against synthetic
+  ones, JFLEG against synthetic grammar noise). When every level fails, the gate stays closed.
 
 The risk-coverage curve of each task (the metric when the k outputs with the largest margins are
 taken, the 1-best elsewhere) shows how selective the model has to be. The choice goes into
@@ -48,9 +54,50 @@ FAMILIARITY_QUANTILES: tuple[float | None, ...] = (0.5, 0.25, 0.1, 0.05, 0.01, N
 MIN_DATASET = 20
 MIN_DOMAIN_GAIN = 0.01
 """A domain whose outputs a setting changes must gain at least this share of its 1-best score: a
-smaller gain on the tuning data is noise, and held-out data of that domain may just as well lose."""
+smaller gain on the tuning data is noise, and held-out data of that domain may just as well lose. A
+smaller loss is noise too: a dataset within a domain, or a domain held out of the tuning, may lose up
+to this share, no more."""
 KEEP_GAIN = 0.9
 CHOICES = ("1-best", "rerank", "model")
+
+
+@dataclass(frozen=True)
+class Caution:
+    """A restriction of the settings grid. The levels go from boldest to most careful; the first whose
+    leave-one-domain-out check harms no held-out domain is the one tuned on all the dev data."""
+
+    name: str
+    require_support: bool = False
+    min_quantile: float = 0.0
+    """The familiarity threshold is at least this quantile of the dev familiarity."""
+    model_outputs: bool = True
+    """Whether the model's own output may be taken (else only the rerank pick or the 1-best)."""
+    reranks: bool = True
+
+    def admits(
+        self,
+        accept_margin: float | None,
+        rerank_margin: float | None,
+        require_support: bool,
+        quantile: float | None,
+    ) -> bool:
+        if not self.model_outputs and accept_margin is not None:
+            return False
+        if not self.reranks and rerank_margin is not None:
+            return False
+        if self.require_support and not require_support:
+            return False
+        return (quantile or 0.0) >= self.min_quantile
+
+
+CAUTION_LEVELS = (
+    Caution("as tuned"),
+    Caution("supported edits", require_support=True),
+    Caution("supported edits on familiar input", require_support=True, min_quantile=0.25),
+    Caution("reranking familiar input", model_outputs=False, min_quantile=0.25),
+)
+CLOSED = Caution("closed", model_outputs=False, reranks=False)
+"""Admits only settings that touch nothing: every example keeps its 1-best."""
 TUNING_GLEU_ITERATIONS = 20
 """GLEU's reference-sampling iterations while tuning: each of thousands of settings is scored, and
 the ranking of settings is stable long before the 500 iterations of a reported score."""
@@ -91,6 +138,11 @@ class TaskTuning:
     boldest: GateTrial
     trials: int
     risk_coverage: list[tuple[float, float]]
+    caution: str
+    held_out: dict[str, tuple[float, float]]
+    """Per dev domain: (1-best, score under the setting tuned without that domain) at `caution`."""
+    rejected: dict[str, str]
+    """Bolder caution levels that were tried, each with the held-out domain it made worse."""
 
 
 def collect_rows(corrector: Corrector, examples: Sequence[Example], batch_size: int = 16) -> list[Row]:
@@ -141,6 +193,7 @@ class _Replay:
         self.datasets = {
             name: np.array([i for i, row in enumerate(rows) if domain(row.example) == name]) for name in names
         }
+        self.units = _units(rows)
         self.texts = [[r.evidence.best, r.evidence.pick, r.evidence.output] for r in rows]
         self.edits = self._edit_table() if self.metric in EDIT_RATE_METRICS else None
         self.stats = STATS_METRICS[self.metric](rows, self.texts) if self.metric in STATS_METRICS else None
@@ -277,21 +330,21 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
     arrays = _arrays(rows)
     closed = np.zeros(len(rows), dtype=int)
     one_best, one_best_per_dataset = replay.score(closed), replay.per_dataset(closed)
-    quantiles = [
-        None if q is None else float(np.quantile(arrays["familiarity"], q)) for q in FAMILIARITY_QUANTILES
-    ]
-    trials = []
-    for rate, accept, rerank, support, familiarity in product(
-        EDIT_RATES, ACCEPT_MARGINS, RERANK_MARGINS, (True, False), quantiles
-    ):
-        rule = GateRule(accept, rerank, familiarity, support)
-        choice = _choices(arrays, rate, rule)
-        trials.append((rate, rule, choice, replay.score(choice)))
-    allowed = [trial for trial in trials if _no_dataset_worse(replay, trial[2], one_best_per_dataset)]
-    boldest = min(allowed, key=lambda t: replay.sign * t[3])
-    best_gain = replay.sign * (one_best - boldest[3])
-    enough = [t for t in allowed if replay.sign * (one_best - t[3]) >= KEEP_GAIN * best_gain]
-    chosen = min(enough, key=lambda t: (-_strictness(t[1]), int((t[2] != 0).sum()), replay.sign * t[3]))
+    everything = np.arange(len(rows))
+    rejected: dict[str, str] = {}
+    for caution in _levels_to_try(replay):
+        held_out = _held_out_results(replay, arrays, caution)
+        harmed = [
+            name
+            for name, (base, gated) in held_out.items()
+            if _relative_gain(replay, base, gated) < -MIN_DOMAIN_GAIN - 1e-9
+        ]
+        if not harmed:
+            break
+        rejected[caution.name] = harmed[0]
+    else:
+        caution, held_out = CLOSED, {}
+    chosen, boldest, tried = _select(replay, arrays, everything, caution)
     curve = _risk_coverage(replay, arrays, _valve_failures(arrays, chosen[0]))
     return TaskTuning(
         task,
@@ -301,9 +354,81 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
         one_best_per_dataset,
         _trial(replay, chosen),
         _trial(replay, boldest),
-        len(trials),
+        tried,
         curve,
+        caution.name,
+        held_out,
+        rejected,
     )
+
+
+def _units(rows: list[Row]) -> dict[str, np.ndarray]:
+    """The groups of dev rows that may not get worse, each of at least `MIN_DATASET` rows: every domain
+    and every named dataset within it (`modern/wordnet` within `modern`), so that a gain on one part of
+    a domain cannot hide the damage to another."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        for name in {domain(row.example), row.example.dataset}:
+            members[name].append(i)
+    return {name: np.array(found) for name, found in sorted(members.items()) if len(found) >= MIN_DATASET}
+
+
+def _judged(replay: _Replay) -> dict[str, np.ndarray]:
+    return {name: indices for name, indices in replay.datasets.items() if len(indices) >= MIN_DATASET}
+
+
+def _levels_to_try(replay: _Replay) -> tuple[Caution, ...]:
+    """Every caution level when the task's dev data shows two judged domains or more; otherwise the
+    transfer to an unseen domain cannot be checked, and only the most careful level is tried."""
+    return CAUTION_LEVELS if len(_judged(replay)) >= 2 else CAUTION_LEVELS[-1:]
+
+
+def _held_out_results(
+    replay: _Replay, arrays: dict[str, np.ndarray], caution: Caution
+) -> dict[str, tuple[float, float]]:
+    """Leave-one-domain-out: per judged dev domain and each unit within it, (its 1-best, its score under
+    the setting chosen without the domain), the stand-in for a domain the dev data does not show."""
+    closed = np.zeros(len(replay.rows), dtype=int)
+    judged = _judged(replay)
+    if len(judged) < 2:
+        return {}
+    results = {}
+    for name, indices in judged.items():
+        others = np.setdiff1d(np.arange(len(replay.rows)), indices)
+        chosen, _, _ = _select(replay, arrays, others, caution)
+        for unit, rows in replay.units.items():
+            if unit == name or unit.startswith(name + "/"):
+                results[unit] = (replay.score(closed, rows), replay.score(chosen[2], rows))
+    return results
+
+
+def _select(replay: _Replay, arrays: dict[str, np.ndarray], indices: np.ndarray, caution: Caution):
+    """(chosen, boldest, settings tried) among the settings `caution` admits, judged on the rows at
+    `indices` alone (familiarity quantiles included)."""
+    closed = np.zeros(len(replay.rows), dtype=int)
+    one_best = replay.score(closed, indices)
+    domains = {name: rows for name, rows in replay.units.items() if np.isin(rows, indices).all()}
+    baselines = {name: replay.score(closed, rows) for name, rows in domains.items()}
+    familiarity = arrays["familiarity"][indices]
+    trials, admitted = [], 0
+    for rate, accept, rerank, support, quantile in product(
+        EDIT_RATES, ACCEPT_MARGINS, RERANK_MARGINS, (True, False), FAMILIARITY_QUANTILES
+    ):
+        if not caution.admits(accept, rerank, support, quantile):
+            continue
+        admitted += 1
+        threshold = None if quantile is None else float(np.quantile(familiarity, quantile))
+        rule = GateRule(accept, rerank, threshold, support)
+        choice = _choices(arrays, rate, rule)
+        if _no_domain_worse(replay, choice, domains, baselines):
+            trials.append((rate, rule, choice, replay.score(choice, indices)))
+    boldest = min(trials, key=lambda t: replay.sign * t[3])
+    best_gain = replay.sign * (one_best - boldest[3])
+    enough = [t for t in trials if replay.sign * (one_best - t[3]) >= KEEP_GAIN * best_gain]
+    chosen = min(
+        enough, key=lambda t: (-_strictness(t[1]), int((t[2][indices] != 0).sum()), replay.sign * t[3])
+    )
+    return chosen, boldest, admitted
 
 
 def _strictness(rule: GateRule) -> float:
@@ -312,16 +437,23 @@ def _strictness(rule: GateRule) -> float:
     return -np.inf if rule.min_familiarity is None else rule.min_familiarity
 
 
-def _no_dataset_worse(replay: _Replay, choice: np.ndarray, one_best: dict[str, float]) -> bool:
-    """Whether every dev domain that the setting touches gains at least `MIN_DOMAIN_GAIN` of its 1-best
-    (a domain left untouched passes; one of fewer than `MIN_DATASET` examples is not judged alone)."""
-    for name, indices in replay.datasets.items():
-        if len(indices) < MIN_DATASET or not choice[indices].any():
+def _no_domain_worse(
+    replay: _Replay, choice: np.ndarray, units: dict[str, np.ndarray], baselines: dict[str, float]
+) -> bool:
+    """Whether every domain that the setting touches gains at least `MIN_DOMAIN_GAIN` of its 1-best,
+    and no dataset within one loses more than that share (a unit left untouched passes)."""
+    for name, indices in units.items():
+        if not choice[indices].any():
             continue
-        gain = replay.sign * (one_best[name] - replay.score(choice, indices))
-        if gain < MIN_DOMAIN_GAIN * abs(one_best[name]) - 1e-9:
+        needed = MIN_DOMAIN_GAIN if name in replay.datasets else -MIN_DOMAIN_GAIN
+        if _relative_gain(replay, baselines[name], replay.score(choice, indices)) < needed - 1e-9:
             return False
     return True
+
+
+def _relative_gain(replay: _Replay, one_best: float, score: float) -> float:
+    """The improvement of `score` over `one_best`, as a share of the 1-best (negative: worse)."""
+    return replay.sign * (one_best - score) / max(abs(one_best), 1e-9)
 
 
 def _trial(replay: _Replay, trial) -> GateTrial:

@@ -134,7 +134,7 @@ class MetricsLog:
     def write(self, step: int, values: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as out:
+        with open(self.path, "a", encoding="utf-8") as out:
             out.write(json_line({"step": step, **values}))
         if self.writer is not None:
             for name, value in values.items():
