@@ -127,12 +127,12 @@ def score_after_prompts(
     familiarity: list[float | None] = [None] * len(prompts)
     if familiarity_skip_ids is not None:
         familiarity = mean_next_token_logprobs(logits, input_ids, attention_mask, familiarity_skip_ids)
-    first = torch.log_softmax(logits[:, -1].float(), dim=-1)
+    last = logits[:, -1]
     pairs = [(p, target) for p, row in enumerate(targets) for target in row]
     scores: list[float] = []
     for start in range(0, len(pairs), rows_per_pass):
         chunk = pairs[start : start + rows_per_pass]
-        scores.extend(_score_continuations(model, cache, attention_mask, first, chunk, pad_id))
+        scores.extend(_score_continuations(model, cache, attention_mask, last, chunk, pad_id))
     results, done = [], 0
     for row, known in zip(targets, familiarity, strict=True):
         results.append(PromptScores(scores[done : done + len(row)], known))
@@ -144,19 +144,19 @@ def _score_continuations(
     model: torch.nn.Module,
     cache,
     prompt_mask: torch.Tensor,
-    first: torch.Tensor,
+    last_logits: torch.Tensor,
     pairs: Sequence[tuple[int, Sequence[int]]],
     pad_id: int,
 ) -> list[float]:
-    """Summed log-probabilities of (prompt row, target) pairs: the first target token from `first`
-    (the prompts' last log-probabilities), the rest from one pass over the targets, right-padded, that
+    """Summed log-probabilities of (prompt row, target) pairs: the first target token from the
+    prompts' `last_logits`, the rest from one pass over the targets, right-padded, that
     continues from copies of the prompts' cache rows (whose left padding `prompt_mask` masks out)."""
     from transformers import DynamicCache
 
     device = prompt_mask.device
     rows = torch.tensor([p for p, _ in pairs], device=device)
     first_ids = torch.tensor([target[0] for _, target in pairs], device=device)
-    totals = first[rows, first_ids]
+    totals = token_log_probs(last_logits[rows], first_ids)
     width = max(len(target) for _, target in pairs) - 1
     if width == 0:
         return totals.tolist()
@@ -175,8 +175,7 @@ def _score_continuations(
         cache=row_cache,
         use_cache=True,
     ).logits
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    token_scores = log_probs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    token_scores = token_log_probs(logits, ids[:, 1:])
     return (totals + torch.where(fed, token_scores, 0.0).sum(-1)).tolist()
 
 
@@ -200,15 +199,21 @@ def collect_routing(
         )
 
 
+def token_log_probs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each of `ids` under the `logits` of its place (`ids.shape` + vocab), in
+    float32 at least; gathering before normalising spares a log-softmax of the whole vocabulary."""
+    logits = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    return logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
 def mean_next_token_logprobs(
     logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, skip_ids: Sequence[int]
 ) -> list[float]:
     """Per left-padded row, the mean log-probability of its tokens after the first, each given those
     before it (`logits` of every position), leaving out tokens in `skip_ids` (markers): how familiar
     the row's text is to the model."""
-    log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     next_ids = input_ids[:, 1:]
-    token_scores = log_probs.gather(-1, next_ids.unsqueeze(-1)).squeeze(-1)
+    token_scores = token_log_probs(logits[:, :-1], next_ids)
     counted = attention_mask[:, :-1].bool() & attention_mask[:, 1:].bool()
     for skip in skip_ids:
         counted &= next_ids != skip
