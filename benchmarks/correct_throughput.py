@@ -5,10 +5,13 @@ For each data file: the first `--examples` test examples, corrected by each engi
 one warm-up batch. Reports examples/s, seconds per batch, the latency of one-example calls, how many
 outputs are identical to the reference's (`transformers`), and the task's metric of the corrections.
 `--hf-lookup` adds transformers' own prompt lookup (`prompt_lookup_num_tokens`), which only runs
-one sequence at a time.
+one sequence at a time. `--gate-cost` instead times the default engine with the correction gate on
+and off: what the gate's scoring passes add to generation.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/correct_throughput.py
     .venv/bin/python benchmarks/correct_throughput.py --examples 64 --batch-size 16 --threads 1 --hf-lookup
+    .venv/bin/python benchmarks/correct_throughput.py --data data/asr/test.jsonl.gz --examples 96 \
+        --batch-size 16 --latency-calls 0 --repeats 2 --gate-cost
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from transformers.utils import logging as transformers_logging
 
 from neko.correct import Corrector
 from neko.correct.decoding import DRAFT_TOKENS
-from neko.correct.engines import ENGINES
+from neko.correct.engines import DEFAULT_ENGINE, ENGINES
 from neko.correct.prompts import decode
 from neko.data.formats import read_examples
 from neko.evaluate.metrics import Scorer
@@ -42,15 +45,21 @@ class Run:
 
 
 def correct_all(
-    corrector: Corrector, engine: str, examples, batch_size: int, latency_calls: int, repeats: int
+    corrector: Corrector,
+    engine: str,
+    examples,
+    batch_size: int,
+    latency_calls: int,
+    repeats: int,
+    gate: bool = True,
 ) -> Run:
     """The best of `repeats` timed runs (the least disturbed by other work on the machine)."""
     corrector.engine = engine
-    corrector.correct(examples[:batch_size], batch_size=batch_size)  # warm-up
+    corrector.correct(examples[:batch_size], batch_size=batch_size, gate=gate)  # warm-up
     seconds = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        corrections = corrector.correct(examples, batch_size=batch_size)
+        corrections = corrector.correct(examples, batch_size=batch_size, gate=gate)
         seconds = min(seconds, time.perf_counter() - start)
     start = time.perf_counter()
     for example in examples[:latency_calls]:
@@ -91,6 +100,20 @@ def hf_prompt_lookup(corrector: Corrector, examples, draft_tokens: int) -> Run:
     return Run("hf-prompt-lookup (batch 1)", seconds, len(items), seconds / len(items), outputs, [])
 
 
+def print_gate_cost(corrector: Corrector, path: str, examples, args: argparse.Namespace) -> None:
+    """Examples/s of the default engine with the gate on and off, and their time ratio."""
+    on, off = (
+        correct_all(corrector, DEFAULT_ENGINE, examples, args.batch_size, 0, args.repeats, gate=gate)
+        for gate in (True, False)
+    )
+    print(
+        f"\n{path}: {len(examples)} examples, {DEFAULT_ENGINE} engine: gate on "
+        f"{len(examples) / on.seconds:.1f} ex/s ({on.seconds:.2f} s), gate off "
+        f"{len(examples) / off.seconds:.1f} ex/s ({off.seconds:.2f} s), "
+        f"on/off time {on.seconds / off.seconds:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,6 +126,9 @@ def main() -> None:
     parser.add_argument("--latency-calls", type=int, default=10, help="one-example calls timed per engine")
     parser.add_argument("--threads", type=int, default=None, help="torch threads; default: torch's")
     parser.add_argument("--hf-lookup", action="store_true", help="also time transformers' prompt lookup")
+    parser.add_argument(
+        "--gate-cost", action="store_true", help="instead time the default engine with the gate on and off"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,6 +141,9 @@ def main() -> None:
     )
     for path in args.data:
         examples = read_examples(path)[: args.examples]
+        if args.gate_cost:
+            print_gate_cost(corrector, path, examples, args)
+            continue
         metric = scorer.headline(examples[0].task)
         runs = [
             correct_all(corrector, e, examples, args.batch_size, args.latency_calls, args.repeats)

@@ -28,7 +28,7 @@ import torch
 from neko.correct.decoding import generate
 from neko.correct.engines import DEFAULT_ENGINE, check_engine
 from neko.correct.gate import Evidence, GateRule, choose, supported
-from neko.correct.generation import collect_routing, length_batches, mean_token_logprobs, score_targets
+from neko.correct.generation import PromptScores, collect_routing, length_batches, score_after_prompts
 from neko.correct.model_dir import (
     ModelInfo,
     check_model_files,
@@ -228,13 +228,10 @@ class Corrector:
         """What the gate decides on (`neko.correct.gate`): scores of each output and hypothesis as the
         answer, the familiarity of each prompt, N-best support of each change."""
         candidates = [[output, *item.hypotheses] for item, output in zip(items, outputs, strict=True)]
-        scores = self._score_texts(items, candidates, batch_size)
-        familiarity = self._familiarity(items, batch_size)
+        found = self._score_texts(items, candidates, batch_size, with_familiarity=True)
         evidence = []
-        for item, output, reason, values, known in zip(
-            items, outputs, reasons, scores, familiarity, strict=True
-        ):
-            output_score, hypothesis_scores = values[0], values[1:]
+        for item, output, reason, scores in zip(items, outputs, reasons, found, strict=True):
+            output_score, hypothesis_scores = scores.targets[0], scores.targets[1:]
             top = max(range(len(hypothesis_scores)), key=lambda k: (hypothesis_scores[k], -k))
             evidence.append(
                 Evidence(
@@ -243,23 +240,12 @@ class Corrector:
                     pick=item.hypotheses[top],
                     margin=output_score - hypothesis_scores[0],
                     rerank_margin=hypothesis_scores[top] - hypothesis_scores[0],
-                    familiarity=known,
+                    familiarity=scores.familiarity,
                     supported=supported(output, item.hypotheses),
                     valve_reason=reason,
                 )
             )
         return evidence
-
-    def _familiarity(self, items: list[_Item], batch_size: int) -> list[float]:
-        """Mean token log-probability of each prompt as text, markers left out."""
-        markers = self.tokenizer.all_special_ids
-        values = [0.0] * len(items)
-        for batch in length_batches([len(item.prompt.ids) for item in items], batch_size):
-            rows = [items[i].prompt.ids for i in batch]
-            found = mean_token_logprobs(self.model, rows, pad_id=self.pad_id, skip_ids=markers)
-            for i, value in zip(batch, found, strict=True):
-                values[i] = value
-        return values
 
     def _gate_rule(self, task: str, gate: bool | GateRule | Mapping[str, GateRule]) -> GateRule:
         if gate is True:
@@ -303,31 +289,48 @@ class Corrector:
         return self._score(self._prepare(examples, task, max_source_tokens), batch_size, per_token)
 
     def _score(self, items: list[_Item], batch_size: int, per_token: bool = False) -> list[list[float]]:
-        return self._score_texts(items, [item.hypotheses for item in items], batch_size, per_token)
+        found = self._score_texts(items, [item.hypotheses for item in items], batch_size, per_token)
+        return [scores.targets for scores in found]
 
     def _score_texts(
-        self, items: list[_Item], texts: list[list[str]], batch_size: int, per_token: bool = True
-    ) -> list[list[float]]:
+        self,
+        items: list[_Item],
+        texts: list[list[str]],
+        batch_size: int,
+        per_token: bool = True,
+        with_familiarity: bool = False,
+    ) -> list[PromptScores]:
         """Per item, the log-likelihood of each of its `texts` as the model's answer to its prompt
-        (mean per token with `per_token`, else the sum); a text repeated within an item is scored once."""
-        pairs = [
-            (i, text, encode(self.tokenizer, item.task.render_target(text, self.info.prompt_style)))
-            for i, item in enumerate(items)
-            for text in dict.fromkeys(texts[i])
-        ]
-        lengths = [len(items[i].prompt.ids) + len(target) for i, _, target in pairs]
-        found: dict[tuple[int, str], float] = {}
-        for batch in length_batches(lengths, batch_size):
-            batch_scores = score_targets(
+        (mean per token with `per_token`, else the sum; a text repeated within an item is scored once)
+        and, `with_familiarity`, the mean token log-probability of the prompt as text, markers left out.
+        Each prompt runs once, in batches of `batch_size` by length; its answers continue from it."""
+        skip_ids = self.tokenizer.all_special_ids if with_familiarity else None
+        results: list[PromptScores] = [PromptScores([])] * len(items)
+        for batch in length_batches([len(item.prompt.ids) for item in items], batch_size):
+            unique = [list(dict.fromkeys(texts[i])) for i in batch]
+            targets = [
+                [self._target_ids(items[i], text) for text in row]
+                for i, row in zip(batch, unique, strict=True)
+            ]
+            found = score_after_prompts(
                 self.model,
-                [items[pairs[j][0]].prompt.ids for j in batch],
-                [pairs[j][2] for j in batch],
+                [items[i].prompt.ids for i in batch],
+                targets,
                 pad_id=self.pad_id,
+                rows_per_pass=batch_size,
+                familiarity_skip_ids=skip_ids,
             )
-            for j, value in zip(batch, batch_scores, strict=True):
-                i, text, target = pairs[j]
-                found[(i, text)] = value / len(target) if per_token else value
-        return [[found[(i, text)] for text in texts[i]] for i in range(len(items))]
+            for i, row, row_targets, scores in zip(batch, unique, targets, found, strict=True):
+                by_text = {
+                    text: value / len(target) if per_token else value
+                    for text, target, value in zip(row, row_targets, scores.targets, strict=True)
+                }
+                results[i] = PromptScores([by_text[text] for text in texts[i]], scores.familiarity)
+        return results
+
+    def _target_ids(self, item: _Item, text: str) -> list[int]:
+        """Token ids of `text` written as the model's answer for `item` (end marker included)."""
+        return encode(self.tokenizer, item.task.render_target(text, self.info.prompt_style))
 
     def rerank(
         self,
@@ -377,8 +380,7 @@ class Corrector:
             raise NekoError(f"routing_stats got {len(outputs)} outputs for {len(items)} inputs")
         texts = [o.output if isinstance(o, Correction) else o for o in outputs]
         rows = [
-            item.prompt.ids + encode(self.tokenizer, item.task.render_target(text, self.info.prompt_style))
-            for item, text in zip(items, texts, strict=True)
+            item.prompt.ids + self._target_ids(item, text) for item, text in zip(items, texts, strict=True)
         ]
         layers = [layer for layer, _ in find_routers(self.model)]
         stats = RoutingStats(assignment.tasks, max(layers) + 1, assignment.num_experts)

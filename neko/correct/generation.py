@@ -2,7 +2,8 @@
 
 Rows are left-padded (decoder-only models continue at the right edge), with an attention mask and
 position ids that start at 0 on each row's first real token, so a row gives the same result whatever
-it is batched with. Work is grouped by length (`length_batches`) to waste little on padding.
+it is batched with. Work is grouped by length (`length_batches`) to waste little on padding. Targets
+scored after a prompt continue from its KV cache, right-padded, so a prompt runs once for all of them.
 """
 
 from __future__ import annotations
@@ -84,30 +85,98 @@ def generate(
     return results
 
 
+@dataclass(frozen=True)
+class PromptScores:
+    """What `score_after_prompts` finds for one prompt: per target, the sum of its tokens'
+    log-probabilities following the prompt; `familiarity` (None unless asked for): the mean
+    log-probability of the prompt's own tokens (`mean_next_token_logprobs`)."""
+
+    targets: list[float]
+    familiarity: float | None = None
+
+
 @torch.inference_mode()
-def score_targets(
-    model: torch.nn.Module, prompts: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], *, pad_id: int
-) -> list[float]:
-    """Sum of the log-probabilities of each target's tokens following its prompt (one batch)."""
-    rows = [list(p) + list(t) for p, t in zip(prompts, targets, strict=True)]
-    input_ids, attention_mask, position_ids = left_pad(rows, pad_id, model_device(model))
-    width = max(len(t) for t in targets)
-    if width == 0:
-        return [0.0] * len(rows)
-    # Targets sit at the right edge: only the last `width + 1` positions' logits are needed.
+def score_after_prompts(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[Sequence[int]]],
+    *,
+    pad_id: int,
+    rows_per_pass: int,
+    familiarity_skip_ids: Sequence[int] | None = None,
+) -> list[PromptScores]:
+    """Score several targets (non-empty) after each prompt (one batch) while running each prompt once.
+
+    The left-padded prompts run in one pass that keeps the KV cache; each target then continues from
+    its prompt's cache rows, `rows_per_pass` targets per pass (right-padded), its first token scored
+    by the prompt pass's last logits. `familiarity_skip_ids` (markers) asks for each prompt's
+    familiarity too, from the same pass.
+    """
+    from transformers import DynamicCache
+
+    input_ids, attention_mask, position_ids = left_pad(prompts, pad_id, model_device(model))
+    cache = DynamicCache()
     logits = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
         position_ids=position_ids,
-        logits_to_keep=width + 1,
-        use_cache=False,
-    ).logits[:, :-1]
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    next_ids = input_ids[:, -width:]
-    token_scores = log_probs.gather(-1, next_ids.unsqueeze(-1)).squeeze(-1)
-    lengths = torch.tensor([len(t) for t in targets], device=token_scores.device)
-    in_target = torch.arange(width, device=token_scores.device) >= (width - lengths).unsqueeze(-1)
-    return torch.where(in_target, token_scores, 0.0).sum(-1).tolist()
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=0 if familiarity_skip_ids is not None else 1,
+    ).logits
+    familiarity: list[float | None] = [None] * len(prompts)
+    if familiarity_skip_ids is not None:
+        familiarity = mean_next_token_logprobs(logits, input_ids, attention_mask, familiarity_skip_ids)
+    last = logits[:, -1]
+    pairs = [(p, target) for p, row in enumerate(targets) for target in row]
+    scores: list[float] = []
+    for start in range(0, len(pairs), rows_per_pass):
+        chunk = pairs[start : start + rows_per_pass]
+        scores.extend(_score_continuations(model, cache, attention_mask, last, chunk, pad_id))
+    results, done = [], 0
+    for row, known in zip(targets, familiarity, strict=True):
+        results.append(PromptScores(scores[done : done + len(row)], known))
+        done += len(row)
+    return results
+
+
+def _score_continuations(
+    model: torch.nn.Module,
+    cache,
+    prompt_mask: torch.Tensor,
+    last_logits: torch.Tensor,
+    pairs: Sequence[tuple[int, Sequence[int]]],
+    pad_id: int,
+) -> list[float]:
+    """Summed log-probabilities of (prompt row, target) pairs: the first target token from the
+    prompts' `last_logits`, the rest from one pass over the targets, right-padded, that
+    continues from copies of the prompts' cache rows (whose left padding `prompt_mask` masks out)."""
+    from transformers import DynamicCache
+
+    device = prompt_mask.device
+    rows = torch.tensor([p for p, _ in pairs], device=device)
+    first_ids = torch.tensor([target[0] for _, target in pairs], device=device)
+    totals = token_log_probs(last_logits[rows], first_ids)
+    width = max(len(target) for _, target in pairs) - 1
+    if width == 0:
+        return totals.tolist()
+    ids = torch.full((len(pairs), width + 1), pad_id, dtype=torch.long)
+    for k, (_, target) in enumerate(pairs):
+        ids[k, : len(target)] = torch.tensor(target, dtype=torch.long)
+    ids = ids.to(device)
+    lengths = torch.tensor([len(target) for _, target in pairs], device=device)
+    fed = torch.arange(width, device=device) < (lengths - 1)[:, None]
+    row_mask = prompt_mask[rows]
+    row_cache = DynamicCache([(layer.keys[rows], layer.values[rows]) for layer in cache.layers])
+    logits = model(
+        input_ids=ids[:, :-1],
+        attention_mask=torch.cat([row_mask, fed.to(row_mask.dtype)], dim=-1),
+        position_ids=row_mask.sum(-1, keepdim=True) + torch.arange(width, device=device),
+        cache=row_cache,
+        use_cache=True,
+    ).logits
+    token_scores = token_log_probs(logits, ids[:, 1:])
+    return (totals + torch.where(fed, token_scores, 0.0).sum(-1)).tolist()
 
 
 @torch.inference_mode()
@@ -130,19 +199,21 @@ def collect_routing(
         )
 
 
-@torch.inference_mode()
-def mean_token_logprobs(
-    model: torch.nn.Module, rows: Sequence[Sequence[int]], *, pad_id: int, skip_ids: Sequence[int] = ()
+def token_log_probs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each of `ids` under the `logits` of its place (`ids.shape` + vocab), in
+    float32 at least; gathering before normalising spares a log-softmax of the whole vocabulary."""
+    logits = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    return logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def mean_next_token_logprobs(
+    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, skip_ids: Sequence[int]
 ) -> list[float]:
-    """Per row, the mean log-probability of its tokens after the first, each given those before it,
-    leaving out tokens in `skip_ids` (markers): how familiar the row's text is to the model."""
-    input_ids, attention_mask, position_ids = left_pad(rows, pad_id, model_device(model))
-    logits = model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
-    ).logits[:, :-1]
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    """Per left-padded row, the mean log-probability of its tokens after the first, each given those
+    before it (`logits` of every position), leaving out tokens in `skip_ids` (markers): how familiar
+    the row's text is to the model."""
     next_ids = input_ids[:, 1:]
-    token_scores = log_probs.gather(-1, next_ids.unsqueeze(-1)).squeeze(-1)
+    token_scores = token_log_probs(logits[:, :-1], next_ids)
     counted = attention_mask[:, :-1].bool() & attention_mask[:, 1:].bool()
     for skip in skip_ids:
         counted &= next_ids != skip
