@@ -7,7 +7,8 @@ import gzip
 from pathlib import Path
 
 import neko.data.sources as sources
-from neko.data.sources import gcide_quotations, man_description, pydoc_paragraphs
+from neko.data.sources import Sentence, gcide_quotations, man_description, pydoc_paragraphs
+from neko.io import write_json
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 
@@ -86,3 +87,19 @@ def test_load_manpages_skips_include_stubs(tmp_path, monkeypatch):
     items = sources.load_manpages()
     assert {s.id.split("/")[1] for s in items} == {"signal.7"}
     assert items[0].text == "Linux supports both POSIX reliable signals and POSIX real-time signals."
+
+
+def test_kjv_leaves_out_the_verses_whose_web_translation_is_held_out(tmp_path, monkeypatch):
+    web = [Sentence(f"bible/Book 1:{i}", f"The verse number {i} of the book.", "bible") for i in range(40)]
+    held_out = next(s for s in web if s.split != "train")
+    kept = next(s for s in web if s.split == "train")
+    kjv = {key: f"And it came to pass in verse {key}." for key in ("Book 1:0", "Book 1:1", "Book 1:2")}
+    kjv[held_out.id.removeprefix("bible/")] = "And the held out verse said so."
+    kjv[kept.id.removeprefix("bible/")] = "And the kept verse said so."
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    write_json(sources.cache_dir() / "bible-kjv.json", kjv)
+    monkeypatch.setattr(sources, "load_source", lambda name: tuple(web))
+    texts = {s.id: s.text for s in sources.load_kjv()}
+    assert f"kjv/{kept.id.removeprefix('bible/')}" in texts
+    assert f"kjv/{held_out.id.removeprefix('bible/')}" not in texts
+    assert "And the held out verse said so." not in texts.values()

@@ -7,6 +7,8 @@ deduplicated by normalised text:
   image), from `corpora/multi30k` (see `corpora_dir`).
 - `bible`: World English Bible verses (diatheke module engWEB2015eb) with their Reina-Valera 1909
   translation (spaRV1909eb) in `Sentence.translation`.
+- `kjv`: King James Version verses (sword-text-kjv), only those whose World English Bible verse is
+  not in the dev or test split of `bible` (the two translations of a verse are near-copies).
 - `wordnet`: WordNet glosses and usage examples (wordnet-base).
 - `fortunes`: fortune-mod cookies, split into sentences (the offensive set is not used).
 - `handbook`: the Debian Administrator's Handbook, English paragraphs split into sentences.
@@ -36,7 +38,7 @@ from neko.data.splits import normalize, split_of
 from neko.errors import NekoError
 from neko.io import read_json, read_lines, write_json
 
-SOURCES = ("captions", "bible", "wordnet", "fortunes", "handbook", "gcide", "pydoc", "manpages")
+SOURCES = ("captions", "bible", "wordnet", "fortunes", "handbook", "kjv", "gcide", "pydoc", "manpages")
 MIN_WORDS = 4
 MAX_WORDS = 25
 
@@ -44,6 +46,12 @@ WORDNET_DIR = Path("/usr/share/wordnet")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 HANDBOOK_DIR = Path("/usr/share/doc/debian-handbook/html/en-US")
 BIBLE_MODULES = ("engWEB2015eb", "spaRV1909eb")
+KJV_MODULE = "engKJV2006eb"
+BIBLE_PACKAGES = {
+    "engWEB2015eb": "sword-text-web",
+    "spaRV1909eb": "sword-text-sparv",
+    KJV_MODULE: "sword-text-kjv",
+}
 GCIDE_DICT = Path("/usr/share/dictd/gcide.dict.dz")
 PYDOC_DIR = Path("/usr/share/doc/python3-doc/html")
 MANPAGE_PACKAGES = ("manpages", "manpages-dev")
@@ -238,8 +246,9 @@ def _export_bible(module: str) -> dict[str, str]:
         elif current is not None and line.strip() and not line.startswith(f"({module})"):
             verses[current].append(line)
     if not verses:
-        package = "sword-text-web" if module.startswith("eng") else "sword-text-sparv"
-        raise NekoError(f"diatheke module {module} is empty; install the Debian package '{package}'")
+        raise NekoError(
+            f"diatheke module {module} is empty; install the Debian package '{BIBLE_PACKAGES[module]}'"
+        )
     return {key: _osis_to_text(" ".join(parts)) for key, parts in verses.items()}
 
 
@@ -470,9 +479,26 @@ def load_manpages() -> list[Sentence]:
     return items
 
 
+def load_kjv() -> list[Sentence]:
+    path = cache_dir() / "bible-kjv.json"
+    if path.exists():
+        verses = read_json(path)
+    else:
+        verses = _export_bible(KJV_MODULE)
+        write_json(path, verses, indent=None)
+    held_out = {s.id.removeprefix("bible/") for s in load_source("bible") if s.split != "train"}
+    items = []
+    for key, verse in verses.items():
+        text = clean(verse)
+        if key not in held_out and acceptable(text):
+            items.append(Sentence(f"kjv/{key}", text, "kjv"))
+    return items
+
+
 _LOADERS = {
     "captions": load_captions,
     "bible": load_bible,
+    "kjv": load_kjv,
     "wordnet": load_wordnet,
     "fortunes": load_fortunes,
     "handbook": load_handbook,

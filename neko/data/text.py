@@ -27,7 +27,7 @@ from neko.errors import NekoError
 from neko.io import check_writable, write_text
 from neko.resources import CHECKOUT
 
-PRETRAINING_SOURCES = ("captions", "bible", "wordnet", "handbook", "gcide", "pydoc", "manpages")
+PRETRAINING_SOURCES = ("captions", "bible", "wordnet", "handbook", "kjv", "gcide", "pydoc", "manpages")
 LANGUAGES = ("en", "es")
 
 
