@@ -18,7 +18,8 @@ deduplicated by normalised text:
   with inline code are left out.
 - `manpages`: the DESCRIPTION sections of the Linux man-pages project (manpages, manpages-dev).
 
-Loading is cached per process (`load_source`); the Bible export is cached on disk as well.
+Loading is cached per process (`load_source`); the Bible exports (WEB with RV1909, KJV) are cached on
+disk as well.
 """
 
 from __future__ import annotations
