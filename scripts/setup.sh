@@ -11,6 +11,7 @@ SYSTEM_PACKAGES=(
   tesseract-ocr tesseract-ocr-eng                                           # OCR
   apertium apertium-eng-spa                                                 # machine translation
   diatheke sword-text-web sword-text-sparv fortune-mod fortunes wordnet-base debian-handbook  # text
+  sword-text-kjv dict-gcide python3-doc manpages manpages-dev               # more text
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35
   fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-roboto
 )

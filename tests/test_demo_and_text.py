@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 import neko.data.text as text_module
 from neko.cli import _register_commands, app
 from neko.correct import Corrector
+from neko.data.formats import write_examples
+from neko.data.schema import Example
 from neko.data.sources import Sentence
 from neko.data.splits import split_of
 
@@ -67,8 +69,12 @@ def test_text_export_keeps_only_train_split_sentences_and_their_translations(tmp
 
     monkeypatch.setattr(text_module, "sentences", fake_sentences)
     out = tmp_path / "text.txt.gz"
+    held_out = tmp_path / "held-out.jsonl"
+    write_examples(held_out, [Example(id="d1", task="tec", hypotheses=["x"], reference="Unrelated.")])
     _register_commands()
-    result = CliRunner().invoke(app, ["data", "text", str(out), "--source", "bible"])
+    result = CliRunner().invoke(
+        app, ["data", "text", str(out), "--source", "bible", "--held-out", str(held_out)]
+    )
     assert result.exit_code == 0, result.output
     with gzip.open(out, "rt") as handle:
         lines = handle.read().splitlines()
@@ -77,6 +83,62 @@ def test_text_export_keeps_only_train_split_sentences_and_their_translations(tmp
     assert sorted(lines) == sorted([s.text for s in train] + [s.translation for s in train])
     english_only = text_module.pretraining_lines(["bible"], ["en"])
     assert sorted(english_only) == sorted(s.text for s in train)
+
+
+def test_text_export_leaves_out_every_sentence_of_the_held_out_files(tmp_path, monkeypatch):
+    pool = [
+        Sentence(f"s{i}", f"Sentence number {i} of the pool.", "bible", f"Frase número {i}.")
+        for i in range(60)
+    ]
+    train = [s for s in pool if split_of(s.text) == "train"]
+    leaked_reference, leaked_source, leaked_translation, duplicate = train[:4]
+    # a train-split sentence that another source also has is exported once
+    copy = Sentence("copy", duplicate.text.upper(), "captions")
+    monkeypatch.setattr(
+        text_module, "sentences", lambda name, split: [s for s in [*pool, copy] if s.split == split]
+    )
+    held_out = tmp_path / "dev.jsonl"
+    examples = [
+        Example(id="a", task="tec", hypotheses=["x"], reference=leaked_reference.text.lower().rstrip(".")),
+        Example(
+            id="b",
+            task="mt",
+            hypotheses=["x"],
+            reference=leaked_translation.translation,
+            language_pair="en-es",
+            metadata={"source_text": leaked_source.text},
+        ),
+    ]
+    write_examples(held_out, examples)
+    out = tmp_path / "text.txt"
+    _register_commands()
+    args = [
+        "data",
+        "text",
+        str(out),
+        "--source",
+        "bible",
+        "--source",
+        "captions",
+        "--held-out",
+        str(held_out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    for gone in (leaked_reference.text, leaked_source.text, leaked_translation.translation):
+        assert gone not in lines
+    assert leaked_translation.text in lines and leaked_reference.translation in lines
+    assert len([line for line in lines if line.lower() == duplicate.text.lower()]) == 1
+    assert len(lines) == 2 * len(train) - 3
+
+
+def test_the_default_held_out_files_are_every_dev_and_test_file_and_no_training_file():
+    names = [str(p) for p in text_module.default_held_out()]
+    assert not [name for name in names if "train" in Path(name).name]
+    data = Path(text_module.CHECKOUT) / "data"
+    for pattern in ("*/dev*.jsonl.gz", "*/test*.jsonl.gz", "*/*-dev.jsonl.gz", "*/*-test.jsonl.gz"):
+        assert {str(p) for p in data.glob(pattern)} <= set(names)
 
 
 def test_text_export_refuses_the_held_out_domain():

@@ -7,20 +7,30 @@ deduplicated by normalised text:
   image), from `corpora/multi30k` (see `corpora_dir`).
 - `bible`: World English Bible verses (diatheke module engWEB2015eb) with their Reina-Valera 1909
   translation (spaRV1909eb) in `Sentence.translation`.
+- `kjv`: King James Version verses (sword-text-kjv), only those whose World English Bible verse is
+  not in the dev or test split of `bible` (the two translations of a verse are near-copies).
 - `wordnet`: WordNet glosses and usage examples (wordnet-base).
 - `fortunes`: fortune-mod cookies, split into sentences (the offensive set is not used).
 - `handbook`: the Debian Administrator's Handbook, English paragraphs split into sentences.
+- `gcide`: the quotations from literature that GCIDE (dict-gcide, Webster's 1913 and later) cites,
+  prose only: verse, Middle English authors and Bible citations are left out.
+- `pydoc`: the Python documentation (python3-doc), prose paragraphs only: code, tables and sentences
+  with inline code are left out.
+- `manpages`: the DESCRIPTION sections of the Linux man-pages project (manpages, manpages-dev).
 
-Loading is cached per process (`load_source`); the Bible export is cached on disk as well.
+Loading is cached per process (`load_source`); the Bible exports (WEB with RV1909, KJV) are cached on
+disk as well.
 """
 
 from __future__ import annotations
 
+import gzip
 import html
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,7 +39,7 @@ from neko.data.splits import normalize, split_of
 from neko.errors import NekoError
 from neko.io import read_json, read_lines, write_json
 
-SOURCES = ("captions", "bible", "wordnet", "fortunes", "handbook")
+SOURCES = ("captions", "bible", "wordnet", "fortunes", "handbook", "kjv", "gcide", "pydoc", "manpages")
 MIN_WORDS = 4
 MAX_WORDS = 25
 
@@ -37,6 +47,15 @@ WORDNET_DIR = Path("/usr/share/wordnet")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 HANDBOOK_DIR = Path("/usr/share/doc/debian-handbook/html/en-US")
 BIBLE_MODULES = ("engWEB2015eb", "spaRV1909eb")
+KJV_MODULE = "engKJV2006eb"
+BIBLE_PACKAGES = {
+    "engWEB2015eb": "sword-text-web",
+    "spaRV1909eb": "sword-text-sparv",
+    KJV_MODULE: "sword-text-kjv",
+}
+GCIDE_DICT = Path("/usr/share/dictd/gcide.dict.dz")
+PYDOC_DIR = Path("/usr/share/doc/python3-doc/html")
+MANPAGE_PACKAGES = ("manpages", "manpages-dev")
 
 
 @dataclass(frozen=True)
@@ -228,8 +247,9 @@ def _export_bible(module: str) -> dict[str, str]:
         elif current is not None and line.strip() and not line.startswith(f"({module})"):
             verses[current].append(line)
     if not verses:
-        package = "sword-text-web" if module.startswith("eng") else "sword-text-sparv"
-        raise NekoError(f"diatheke module {module} is empty; install the Debian package '{package}'")
+        raise NekoError(
+            f"diatheke module {module} is empty; install the Debian package '{BIBLE_PACKAGES[module]}'"
+        )
     return {key: _osis_to_text(" ".join(parts)) for key, parts in verses.items()}
 
 
@@ -273,12 +293,219 @@ def load_bible() -> list[Sentence]:
     return items
 
 
+_CITATION = re.compile(r"(?:^|\s)--(?=[A-Z0-9])(.*)$")
+_QUOTE_INDENT = 8
+_AUTHOR_COLUMN = 30
+# Middle and early-modern English spelling (`aband`, `eke`) is not the English the models should learn.
+_ARCHAIC_AUTHORS = re.compile(
+    r"^(?:Chaucer|Spenser|Gower|Wyclif|Piers Plowman|Mandeville|Lydgate|R\. of Gloucester|"
+    r"R\. of Brunne|Robert of Brunne|Old Play|Ancren Riwle|Layamon|Ormulum|Rom\. of R)"
+)
+# `--Deut. xxxiv. 7.`: verses of the Bible, near-copies of the `bible` source's verses of every split.
+_BIBLE_CITATION = re.compile(r"^(?:[1-3] )?[A-Z][a-z]+\. [ivxlc]+\.")
+_ELLIPSIS = re.compile(r"\.(?: \.)+")
+
+
+def gcide_quotations(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each prose quotation in the text of a GCIDE dictd file.
+
+    A quotation is a paragraph indented deeper than the definitions, opened by a blank line, whose
+    last line ends with its author (`--Milton.`, right-aligned, or on a line of its own). Verse (every
+    line capitalised), archaic authors and Bible citations are left out.
+    """
+    block: list[str] = []
+    start = 0
+    opened = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        body = line.strip()
+        if not body:
+            block, opened = [], True
+            continue
+        indent = len(line) - len(line.lstrip())
+        quoted = opened and _QUOTE_INDENT <= indent < _AUTHOR_COLUMN and not body.startswith("[")
+        citation = _CITATION.search(line)
+        before = line[: citation.start()].strip() if citation else body
+        if before and not quoted:
+            block, opened = [], False
+            continue
+        if before:
+            start = start if block else number
+            block.append(before)
+        if citation is None:
+            continue
+        if block and _prose_quotation(block, citation.group(1).strip()):
+            yield start, _ELLIPSIS.sub("...", " ".join(block))
+        block = []
+
+
+def _prose_quotation(lines: list[str], author: str) -> bool:
+    verse = len(lines) > 1 and all(line[0].isupper() for line in lines)
+    return not verse and not _ARCHAIC_AUTHORS.match(author) and not _BIBLE_CITATION.match(author)
+
+
+def load_gcide() -> list[Sentence]:
+    _need(GCIDE_DICT, "dict-gcide")
+    with gzip.open(GCIDE_DICT, "rt", encoding="utf-8", errors="replace") as handle:
+        text = handle.read()
+    items = []
+    for line, quotation in gcide_quotations(text):
+        for k, sentence in enumerate(sentences_of(clean(quotation))):
+            if acceptable(sentence) and sentence_like(sentence):
+                items.append(Sentence(f"gcide/{line}/{k}", sentence, "gcide"))
+    return items
+
+
+_SPHINX_BODY = re.compile(r'<div class="body" role="main">(.*?)<div class="sphinxsidebar"', re.S)
+_HTML_PARA = re.compile(r"<p>(.*?)</p>", re.S)
+_VERSION_NOTE = re.compile(r'<span class="versionmodified[^"]*">.*?</span>', re.S)
+_NOT_PROSE = re.compile(r"<(pre|table|code|kbd)\b.*?</\1>", re.S)
+
+
+def pydoc_paragraphs(page: str) -> list[str]:
+    """The prose paragraphs of a Sphinx HTML page. Code blocks and tables are removed; inline code
+    becomes a backtick, which `acceptable` rejects, so a sentence with code is left out whole."""
+    match = _SPHINX_BODY.search(page)
+    body = _NOT_PROSE.sub("`", _VERSION_NOTE.sub("", match.group(1) if match else page))
+    return [clean(html.unescape(_TAG.sub("", para))) for para in _HTML_PARA.findall(body)]
+
+
+def load_pydoc() -> list[Sentence]:
+    _need(PYDOC_DIR / "index.html", "python3-doc")
+    items = []
+    for file in sorted(PYDOC_DIR.rglob("*.html")):
+        page = file.relative_to(PYDOC_DIR).with_suffix("").as_posix()
+        if page.startswith("_"):
+            continue
+        for number, para in enumerate(pydoc_paragraphs(file.read_text(encoding="utf-8"))):
+            for k, sentence in enumerate(sentences_of(para)):
+                if acceptable(sentence) and sentence_like(sentence):
+                    items.append(Sentence(f"pydoc/{page}/{number}/{k}", sentence, "pydoc"))
+    return items
+
+
+_ROFF_ESCAPES = (
+    (re.compile(r"\\f(?:\[[^]]*\]|\(..|.)"), ""),
+    (re.compile(r"\\\((?:lq|rq|dq)"), '"'),
+    (re.compile(r"\\\((?:aq|oq|cq)"), "'"),
+    (re.compile(r"\\\(em"), " - "),
+    (re.compile(r"\\\(en|\\-"), "-"),
+    (re.compile(r"\\[ ~]"), " "),
+    (re.compile(r"\\[&,/:%|^]"), ""),
+)
+_ROFF_ARG = re.compile(r'"([^"]*)"|(\S+)')
+_FONT_MACRO = re.compile(r"^\.(B|I|SM|SB|BR|RB|BI|IB|IR|RI)(?:\s+(.*))?$")
+_SECTION_REF = re.compile(r"^\(\d\w*\)")
+_NO_FILL = {".nf": ".fi", ".EX": ".EE", ".TS": ".TE", ".EQ": ".EN"}
+
+
+def _roff_text(text: str) -> str:
+    for pattern, replacement in _ROFF_ESCAPES:
+        text = pattern.sub(replacement, text)
+    return clean(text)
+
+
+def _font_macro_text(name: str, arguments: str) -> str:
+    """`.BR fork (2),` -> `fork,`: the words of a font macro, without man-page section numbers."""
+    words = [quoted or bare for quoted, bare in _ROFF_ARG.findall(arguments)]
+    if len(name) == 1 or name in ("SM", "SB"):
+        return " ".join(words)
+    return "".join(_SECTION_REF.sub("", word) for word in words)
+
+
+def man_description(source: str) -> list[str]:
+    """The paragraphs of the DESCRIPTION section of a man(7) page's roff source. Tables, examples
+    (no-fill blocks) and the tags of `.TP` lists are left out; other macros end a paragraph."""
+    paragraphs: list[list[str]] = [[]]
+    inside = skip_tag = False
+    closing = None
+    for line in source.splitlines():
+        if line.startswith(".SH"):
+            if inside:
+                break
+            inside = line[3:].strip().strip('"').upper() == "DESCRIPTION"
+            continue
+        if not inside or line.startswith(('.\\"', "'\\\"")):
+            continue
+        macro = line.split(maxsplit=1)[0] if line.startswith((".", "'")) else None
+        if closing is not None:
+            closing = None if macro == closing else closing
+            continue
+        if skip_tag:
+            skip_tag = False
+            continue
+        font = _FONT_MACRO.match(line)
+        if font:
+            paragraphs[-1].append(_font_macro_text(font.group(1), font.group(2) or ""))
+        elif macro is not None:
+            closing = _NO_FILL.get(macro)
+            skip_tag = macro == ".TP"
+            paragraphs.append([])
+        else:
+            paragraphs[-1].append(line)
+    return [text for text in (_roff_text(" ".join(p)) for p in paragraphs) if text]
+
+
+def _manpage_files() -> list[Path]:
+    """The roff sources the MANPAGE_PACKAGES install (aliases, links and `.so` stubs left out)."""
+    if shutil.which("dpkg-query") is None:
+        raise NekoError("dpkg-query not found; the manpages source reads Debian's package lists")
+    result = subprocess.run(
+        ["dpkg-query", "-L", *MANPAGE_PACKAGES], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        packages = ", ".join(f"'{name}'" for name in MANPAGE_PACKAGES)
+        raise NekoError(f"man pages not found; install the Debian packages {packages} (scripts/setup.sh)")
+    paths = (Path(line) for line in result.stdout.splitlines() if "/man/man" in line)
+    files = sorted(p for p in paths if p.suffix == ".gz" and p.is_file() and not p.is_symlink())
+    if not files:
+        raise NekoError(
+            f"the packages {', '.join(MANPAGE_PACKAGES)} are installed without their man pages "
+            "(a dpkg path-exclude?); reinstall them with /usr/share/man kept"
+        )
+    return files
+
+
+def load_manpages() -> list[Sentence]:
+    items = []
+    for file in _manpage_files():
+        with gzip.open(file, "rt", encoding="utf-8", errors="replace") as handle:
+            source = handle.read()
+        if source.startswith(".so "):
+            continue
+        page = file.name.removesuffix(".gz")
+        for number, para in enumerate(man_description(source)):
+            for k, sentence in enumerate(sentences_of(para)):
+                if acceptable(sentence) and sentence_like(sentence):
+                    items.append(Sentence(f"manpages/{page}/{number}/{k}", sentence, "manpages"))
+    return items
+
+
+def load_kjv() -> list[Sentence]:
+    path = cache_dir() / "bible-kjv.json"
+    if path.exists():
+        verses = read_json(path)
+    else:
+        verses = _export_bible(KJV_MODULE)
+        write_json(path, verses, indent=None)
+    held_out = {s.id.removeprefix("bible/") for s in load_source("bible") if s.split != "train"}
+    items = []
+    for key, verse in verses.items():
+        text = clean(verse)
+        if key not in held_out and acceptable(text):
+            items.append(Sentence(f"kjv/{key}", text, "kjv"))
+    return items
+
+
 _LOADERS = {
     "captions": load_captions,
     "bible": load_bible,
+    "kjv": load_kjv,
     "wordnet": load_wordnet,
     "fortunes": load_fortunes,
     "handbook": load_handbook,
+    "gcide": load_gcide,
+    "pydoc": load_pydoc,
+    "manpages": load_manpages,
 }
 
 

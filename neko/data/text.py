@@ -2,28 +2,43 @@
 
 Only sentences of the train split are exported (English, and the Spanish Bible translations of
 train-split verses), so a model pretrained on this text has seen no dev or test reference of any
-task. Fortunes are a test-only (zero-shot) domain and are never exported.
+task. Fortunes are a test-only (zero-shot) domain and are never exported. The split is a hash of the
+sentence, so it cannot know the evaluation sets that come from elsewhere (HyPoradise, JFLEG) or a
+sentence that a dev or test file took from another source: every exported line is also checked
+against the references and source sentences of the held-out files (`default_held_out`), compared
+normalised (`neko.data.splits.normalize`), and lines found there are left out. Lines are
+deduplicated across sources the same way.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from neko.data.sources import sentences
+from neko.data.formats import read_examples
+from neko.data.schema import Example
+from neko.data.sources import corpora_dir, sentences
+from neko.data.splits import normalize
 from neko.errors import NekoError
 from neko.io import check_writable, write_text
+from neko.resources import CHECKOUT
 
-PRETRAINING_SOURCES = ("captions", "bible", "wordnet", "handbook")
+PRETRAINING_SOURCES = ("captions", "bible", "wordnet", "handbook", "kjv", "gcide", "pydoc", "manpages")
 LANGUAGES = ("en", "es")
 
 
-def pretraining_lines(sources: Sequence[str], languages: Sequence[str], seed: int = 0) -> list[str]:
-    """Train-split sentences of `sources` in `languages`, shuffled reproducibly."""
+def pretraining_lines(
+    sources: Sequence[str],
+    languages: Sequence[str],
+    seed: int = 0,
+    held_out: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Train-split sentences of `sources` in `languages`, deduplicated, without the lines whose
+    normalised text is in `held_out` (see `held_out_keys`), shuffled reproducibly."""
     for source in sources:
         if source not in PRETRAINING_SOURCES:
             raise NekoError(
@@ -32,7 +47,13 @@ def pretraining_lines(sources: Sequence[str], languages: Sequence[str], seed: in
     for language in languages:
         if language not in LANGUAGES:
             raise NekoError(f"language {language!r}: expected some of {', '.join(LANGUAGES)}")
-    lines = list(_lines(sources, languages))
+    seen = set(held_out)
+    lines = []
+    for line in _lines(sources, languages):
+        key = normalize(line)
+        if key not in seen:
+            seen.add(key)
+            lines.append(line)
     random.Random(seed).shuffle(lines)
     return lines
 
@@ -46,16 +67,56 @@ def _lines(sources: Sequence[str], languages: Sequence[str]) -> Iterator[str]:
                 yield sentence.translation
 
 
+def held_out_keys(examples: Iterable[Example]) -> frozenset[str]:
+    """The normalised references (all of them) and recorded source sentences of `examples`."""
+    keys = set()
+    for example in examples:
+        english = example.metadata.get("source_text")
+        texts = [*example.references, *([english] if isinstance(english, str) else [])]
+        keys.update(normalize(text) for text in texts)
+    keys.discard("")
+    return frozenset(keys)
+
+
+def default_held_out() -> list[Path]:
+    """Every committed data file that is not a training file (`data/*/*.jsonl.gz` without `train` in
+    its name: dev, test, JFLEG), and the HyPoradise test files of the corpora folder."""
+    data = sorted(p for p in (CHECKOUT / "data").glob("*/*.jsonl.gz") if "train" not in p.name)
+    return [*data, *sorted((corpora_dir() / "hyporadise").glob("test_*.json"))]
+
+
+def read_held_out(paths: Sequence[Path]) -> Iterator[Example]:
+    """The examples of held-out files; HyPoradise `.json` files are read as ASR (they do not say)."""
+    for path in paths:
+        yield from read_examples(path, task="asr" if path.suffix == ".json" else None)
+
+
 def text_command(
     out: Annotated[Path, typer.Argument(help="Text file to write, one sentence per line (.gz compresses).")],
     source: Annotated[list[str] | None, typer.Option("--source", help="Repeatable; default: all.")] = None,
     language: Annotated[
         list[str] | None, typer.Option("--language", help="en and/or es; default: both.")
     ] = None,
+    held_out: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--held-out",
+            help="Repeatable: a dev/test data file none of whose sentences may be exported; default: "
+            "the checkout's data/*/*.jsonl.gz other than training files, and the HyPoradise test files.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
 ) -> None:
     """Export clean train-split text for language-model pretraining (`data.text` in a training config)."""
     check_writable(out)
-    lines = pretraining_lines(source or PRETRAINING_SOURCES, language or LANGUAGES, seed)
+    paths = held_out or default_held_out()
+    if not paths:
+        raise NekoError(f"no held-out data files in {CHECKOUT / 'data'}; name them with --held-out")
+    keys = held_out_keys(read_held_out(paths))
+    lines = pretraining_lines(source or PRETRAINING_SOURCES, language or LANGUAGES, seed, keys)
     write_text(out, "".join(line + "\n" for line in lines))
-    typer.echo(f"wrote {len(lines)} lines to {out}", err=True)
+    typer.echo(
+        f"wrote {len(lines)} lines to {out} (none of the {len(keys)} sentences of {len(paths)} "
+        "held-out files)",
+        err=True,
+    )
