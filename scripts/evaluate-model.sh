@@ -3,7 +3,8 @@
 # oracle and rerank baselines and routing statistics: one `neko eval` report per file under OUT.
 # A CPU pass over all 6,754 test examples takes about 15 minutes for a 5M model, so the counts say
 # how many examples of each dataset of each file to score (the first N: a fixed subset).
-#   bash scripts/evaluate-model.sh MODEL OUT ASR_N ST_N OCR_N TEC_N JFLEG_N
+#   bash scripts/evaluate-model.sh MODEL OUT ASR_N ST_N OCR_N TEC_N JFLEG_N [HANDBOOK_ST_N]
+# (HANDBOOK_ST_N: per dataset of st/handbook-test, the faithful handbook translations; default 100).
 # NEKO: the neko command (default .venv/bin/neko); BATCH_SIZE: inputs per forward pass (default 16;
 # 64 on a GPU).
 set -euo pipefail
@@ -12,7 +13,7 @@ export OMP_WAIT_POLICY=PASSIVE
 neko=${NEKO:-.venv/bin/neko}
 model=$1 out=$2
 shift 2
-for file_n in "asr/test:$1" "st/test:$2" "ocr/test:$3" "tec/test:$4" "tec/jfleg:$5"; do
+for file_n in "asr/test:$1" "st/test:$2" "st/handbook-test:${6:-100}" "ocr/test:$3" "tec/test:$4" "tec/jfleg:$5"; do
   file=${file_n%%:*} n=${file_n##*:}
   $neko eval "data/$file.jsonl.gz" --model "$model" --out "$out/${file//\//-}" \
     --group-by dataset:1 --limit-per-dataset "$n" --batch-size "${BATCH_SIZE:-16}"

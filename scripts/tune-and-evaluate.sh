@@ -13,7 +13,7 @@ neko=${NEKO:-.venv/bin/neko}
 model=$1 out=$2 dev_n=${3:-200}
 mkdir -p "$out/gate-tuning" work
 half=$(( $(zcat data/tec/jfleg.jsonl.gz | wc -l) / 2 ))
-zcat data/tec/jfleg.jsonl.gz | head -n "$half" | gzip -n > work/jfleg-dev-tune.jsonl.gz
+zcat data/tec/jfleg.jsonl.gz | sed -n "1,${half}p" | gzip -n > work/jfleg-dev-tune.jsonl.gz  # sed reads to the end: no SIGPIPE
 zcat data/tec/jfleg.jsonl.gz | tail -n +"$((half + 1))" | gzip -n > work/jfleg-dev-heldout.jsonl.gz
 
 $neko tune-gate data/asr/hyporadise-dev.jsonl.gz data/asr/dev.jsonl.gz data/ocr/dev.jsonl.gz \
