@@ -44,6 +44,7 @@ def _register_commands() -> None:
     from neko.data.cli import data_app
     from neko.demo import demo_command
     from neko.evaluate.cli import eval_command
+    from neko.moe.cli import grow_experts_command
     from neko.serve.cli import serve_command
     from neko.train.cli import train_command
 
@@ -55,6 +56,7 @@ def _register_commands() -> None:
     app.command("demo")(demo_command)
     app.command("serve")(serve_command)
     app.command("export")(export_command)
+    app.command("grow-experts")(grow_experts_command)
 
 
 def main() -> None:
