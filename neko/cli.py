@@ -44,9 +44,8 @@ def _register_commands() -> None:
     from neko.data.cli import data_app
     from neko.demo import demo_command
     from neko.evaluate.cli import eval_command
-    from neko.moe.cli import grow_experts_command
     from neko.serve.cli import serve_command
-    from neko.train.cli import train_command
+    from neko.train.cli import grow_experts_command, train_command
 
     app.add_typer(data_app, name="data", help="Build, validate, convert and describe correction data.")
     app.command("train")(train_command)
