@@ -59,8 +59,7 @@ _SHARED_FIELDS = (
     "attention_dropout",
 )
 
-# Tokenizer files copied by `upcycle_checkpoint`.
-_TOKENIZER_FILES = (
+TOKENIZER_FILES = (
     "tokenizer*",
     "special_tokens_map.json",
     "added_tokens.json",
@@ -68,6 +67,7 @@ _TOKENIZER_FILES = (
     "merges.txt",
     "chat_template*",
 )
+"""Name patterns of the tokenizer files a checkpoint folder may hold, copied by `copy_tokenizer`."""
 
 
 @dataclass(frozen=True)
@@ -175,11 +175,16 @@ def upcycle_checkpoint(
     moe = upcycle(dense, num_experts, num_experts_per_tok, noise_std, router_init_std, seed)
     dst.mkdir(parents=True, exist_ok=True)
     moe.save_pretrained(dst)
-    for pattern in _TOKENIZER_FILES:
+    copy_tokenizer(src, dst)
+    return dst
+
+
+def copy_tokenizer(src: Path, dst: Path) -> None:
+    """Copy the tokenizer files of checkpoint folder `src` into `dst`."""
+    for pattern in TOKENIZER_FILES:
         for path in src.glob(pattern):
             if path.is_file():
                 shutil.copy2(path, dst / path.name)
-    return dst
 
 
 # ---------------------------------------------------------------------------------------------------
