@@ -16,9 +16,14 @@ half=$(( $(zcat data/tec/jfleg.jsonl.gz | wc -l) / 2 ))
 zcat data/tec/jfleg.jsonl.gz | sed -n "1,${half}p" | gzip -n > work/jfleg-dev-tune.jsonl.gz  # sed reads to the end: no SIGPIPE
 zcat data/tec/jfleg.jsonl.gz | tail -n +"$((half + 1))" | gzip -n > work/jfleg-dev-heldout.jsonl.gz
 
+# Tasks a model learnt beyond the four of neko-tiny's first stages bring their dev files.
+tasks=$(python3 -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["tasks"]))' "$model/neko.json")
+extra_dev=()
+[[ " $tasks " == *" mt "* ]] && extra_dev+=(data/mt/dev.jsonl.gz)
+
 $neko tune-gate data/asr/hyporadise-dev.jsonl.gz data/asr/dev.jsonl.gz data/ocr/dev.jsonl.gz \
   data/asr/modern-dev.jsonl.gz data/tec/dev.jsonl.gz work/jfleg-dev-tune.jsonl.gz data/st/dev.jsonl.gz \
-  data/st/handbook-dev.jsonl.gz --limit "$dev_n" \
+  data/st/handbook-dev.jsonl.gz "${extra_dev[@]}" --limit "$dev_n" \
   --model "$model" --batch-size 32 --evidence "$out/gate-tuning/evidence.jsonl" --out "$out/gate-tuning" \
   --write | tee "$out/gate-tuning/tuning.txt"
 
