@@ -4,7 +4,7 @@ start-up.
 A user mistake raises `NekoError`; `run_app` prints its one line on standard error and exits with
 status 2, so no command shows a traceback for bad input.
 
-torch, transformers and a model are some 400,000 long-lived objects. Python's cyclic garbage
+torch, transformers and a model are about 380,000 long-lived objects. Python's cyclic garbage
 collector walks every one of them in each full collection: six times while they load and several
 times more at exit, about 2.5 s of the 7 s a one-line `neko correct` took on 2 cores. `start_up`
 loads without the collector and then exempts what it loaded from later collections (`gc.freeze`);
