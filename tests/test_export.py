@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -94,13 +92,3 @@ def test_export_command(tmp_path):
     result = CliRunner().invoke(app, ["export", str(model_dir), str(tmp_path / "m.onnx"), "--to", "onnx"])
     assert isinstance(result.exception, NekoError) and "unknown export format 'onnx'" in str(result.exception)
     assert not (tmp_path / "m.onnx").exists()
-
-
-def test_registering_the_commands_imports_no_torch():
-    """`neko --help` and the commands that need no model start without torch (seconds to import)."""
-    code = (
-        "import sys; from neko.cli import _register_commands; _register_commands(); "
-        "print('torch' in sys.modules)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"

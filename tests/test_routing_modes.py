@@ -9,7 +9,7 @@ from moe_fixtures import FAMILIES, tiny_moe
 from neko.correct.model_dir import MODEL_STRATEGIES, ModelInfo
 from neko.errors import NekoError
 from neko.moe import ExpertAssignment, RoutingMode, apply_task_guidance, remove_task_guidance
-from neko.moe.routing import find_routers, router_types
+from neko.moe.routing import ROUTER_FAMILIES, find_routers, router_type
 from neko.train.config import MODES
 
 ASSIGNMENT = ExpertAssignment({"asr": 0, "ocr": 1}, num_experts=4)
@@ -44,16 +44,16 @@ def test_unknown_and_dense_modes_are_one_line():
 
 
 def test_routers_are_found_by_type_in_every_supported_family():
-    assert set(router_types()) == set(FAMILIES)
+    assert set(ROUTER_FAMILIES) == set(FAMILIES)
     for family in FAMILIES:
         routers = find_routers(tiny_moe(family))
         assert [layer for layer, _ in routers] == [0, 1]
-        assert all(isinstance(router, router_types()[family]) for _, router in routers)
+        assert all(isinstance(router, router_type(family)) for _, router in routers)
 
 
 def test_a_wrapped_router_subclass_is_still_a_router():
     model = tiny_moe()
-    router_class = router_types()["mixtral"]
+    router_class = router_type("mixtral")
     wrapped = type("WrappedMixtralTopKRouter", (router_class,), {})
     for layer in model.model.layers:
         layer.mlp.gate.__class__ = wrapped

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from neko.cli_support import start_up
 from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.io import check_writable, json_line, write_text
@@ -80,11 +81,17 @@ def correct_command(
 ) -> None:
     """Correct the hypotheses of INPUT; print how many kept the 1-best (or the rerank), and why, on
     standard error."""
-    from transformers.utils import logging as transformers_logging
+    with start_up():
+        from transformers.utils import logging as transformers_logging
 
-    from neko.correct.corrector import Corrector
-    from neko.correct.model_dir import check_model_files, read_model_info, resolve_device, resolve_model_dir
-    from neko.data.formats import read_data
+        from neko.correct.corrector import Corrector
+        from neko.correct.model_dir import (
+            check_model_files,
+            read_model_info,
+            resolve_device,
+            resolve_model_dir,
+        )
+        from neko.data.formats import read_data
 
     if output_format not in OUTPUT_FORMATS:
         raise NekoError(
@@ -102,7 +109,8 @@ def correct_command(
     transformers_logging.disable_progress_bar()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        corrector = Corrector.from_pretrained(model_dir, device=device, engine=engine)
+        with start_up():
+            corrector = Corrector.from_pretrained(model_dir, device=device, engine=engine)
         with progress_bar("correcting", len(examples), quiet) as corrector.progress:
             corrections = corrector.correct(
                 examples,

@@ -12,7 +12,6 @@ from neko.data.builders.cli import build_app
 from neko.data.formats import FORMATS, STDIN, read_examples, write_examples
 from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.text import text_command
-from neko.evaluate.data_stats import StatsRow, describe, print_stats
 from neko.io import check_writable
 
 data_app = typer.Typer(no_args_is_help=True)
@@ -72,9 +71,9 @@ def stats_command(
         str | None, typer.Option("--task", help="Task of the examples when the format records none.")
     ] = None,
     group_by: Annotated[str, typer.Option("--group-by", help=GROUP_BY_HELP)] = "dataset",
-) -> list[StatsRow]:
+) -> None:
     """Describe a data file: examples, hypotheses per example, 1-best and N-best oracle error rates."""
+    from neko.evaluate.data_stats import describe, print_stats
+
     examples = group_examples(list(read_examples(file, format=format, task=task)), group_by)
-    rows = describe(examples, normalizer=normalizer)
-    print_stats(rows)
-    return rows
+    print_stats(describe(examples, normalizer=normalizer))

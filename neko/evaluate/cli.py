@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,10 +23,10 @@ from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.schema import Example
 from neko.data.selection import first_per_dataset, load_scored_examples
 from neko.errors import NekoError
-from neko.evaluate.heatmap import validate_routing_stats
-from neko.evaluate.normalize import NORMALIZERS
-from neko.evaluate.report import Report, evaluate, print_report, wide_console, write_report
 from neko.io import check_writable_folder, read_json, read_json_lines, write_json, write_json_lines
+
+if TYPE_CHECKING:
+    from neko.evaluate.report import Report
 
 DEFAULT_SYSTEM = "corrected"
 
@@ -68,6 +68,8 @@ def check_predictions(
 
 
 def load_routing_stats(path: str | Path) -> dict[str, Any]:
+    from neko.evaluate.heatmap import validate_routing_stats
+
     return validate_routing_stats(read_json(path), str(path))
 
 
@@ -137,6 +139,8 @@ def evaluate_and_write(
 ) -> Report:
     """Score checked systems, print the tables, write the report files; for callers that made the
     outputs themselves (e.g. by running a corrector first)."""
+    from neko.evaluate.report import evaluate, print_report, wide_console, write_report
+
     report = evaluate(examples, systems, normalizer=normalizer, gleu_iterations=gleu_iterations)
     report.routing = routing
     console = console or wide_console()
@@ -161,6 +165,8 @@ def run_eval(
     group_by: str = "dataset",
 ) -> Report:
     """What `neko eval` does, callable from code; returns the report it wrote."""
+    from neko.evaluate.normalize import NORMALIZERS
+
     if normalizer not in NORMALIZERS:
         raise NekoError(f"unknown normaliser {normalizer!r}; expected one of {', '.join(NORMALIZERS)}")
     if not predictions and model is None:

@@ -21,10 +21,10 @@ transformers model. Task ids come from `neko.moe.context.task_routing`.
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
 
 import torch
 from torch import nn
@@ -49,20 +49,21 @@ class RoutingMode(StrEnum):
     DENSE = "dense"
 
 
-@cache
-def router_types() -> dict[str, type[nn.Module]]:
-    """model_type -> the transformers router module class of the MoE models task guidance supports."""
-    from transformers.models.mixtral.modeling_mixtral import MixtralTopKRouter
-    from transformers.models.olmoe.modeling_olmoe import OlmoeTopKRouter
-    from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeTopKRouter
-    from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeTopKRouter
+_ROUTERS = {
+    "mixtral": ("mixtral.modeling_mixtral", "MixtralTopKRouter"),
+    "qwen2_moe": ("qwen2_moe.modeling_qwen2_moe", "Qwen2MoeTopKRouter"),
+    "qwen3_moe": ("qwen3_moe.modeling_qwen3_moe", "Qwen3MoeTopKRouter"),
+    "olmoe": ("olmoe.modeling_olmoe", "OlmoeTopKRouter"),
+}
+ROUTER_FAMILIES = tuple(_ROUTERS)
+"""The model types task guidance supports."""
 
-    return {
-        "mixtral": MixtralTopKRouter,
-        "qwen2_moe": Qwen2MoeTopKRouter,
-        "qwen3_moe": Qwen3MoeTopKRouter,
-        "olmoe": OlmoeTopKRouter,
-    }
+
+def router_type(model_type: str) -> type[nn.Module]:
+    """The transformers router module class of a supported `model_type`; only that family's modeling
+    module is imported (each costs tens of milliseconds at start-up)."""
+    module, name = _ROUTERS[model_type]
+    return getattr(importlib.import_module(f"transformers.models.{module}"), name)
 
 
 _LAYER_INDEX = re.compile(r"layers\.(\d+)\.")
@@ -138,13 +139,12 @@ def routing_mode(name: RoutingMode | str) -> RoutingMode:
 def find_routers(model: nn.Module) -> list[tuple[int, nn.Module]]:
     """(layer index, router module) of every MoE layer, or a one-line error for other models."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    supported = router_types()
-    router_class = supported.get(model_type)
-    if router_class is None:
+    if model_type not in ROUTER_FAMILIES:
         raise NekoError(
             f"task-guided routing does not support model type {model_type!r}; "
-            f"supported: {', '.join(supported)} (upcycle a dense model with `neko.moe.upcycle`)"
+            f"supported: {', '.join(ROUTER_FAMILIES)} (upcycle a dense model with `neko.moe.upcycle`)"
         )
+    router_class = router_type(model_type)
     routers = []
     for name, module in model.named_modules():
         if isinstance(module, router_class):

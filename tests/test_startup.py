@@ -1,0 +1,76 @@
+"""A one-line `neko correct` starts quickly: the commands import only what they use, and torch,
+transformers and the model load without the cyclic garbage collector (`neko.cli_support.start_up`).
+Each check runs in a fresh interpreter, whose `sys.modules` is what the command imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from correct_fixtures import make_model_dir
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+SCORING_AND_SERVING = ("jiwer", "sacrebleu", "num2words", "matplotlib", "fastapi", "uvicorn", "peft")
+"""Each costs tens to hundreds of milliseconds to import; no command needs them to start."""
+
+NOT_FOR_CORRECT = (
+    "sacrebleu",
+    "num2words",
+    "matplotlib",
+    "fastapi",
+    "uvicorn",
+    "peft",
+    "gguf",
+    "neko.evaluate.metrics",
+    "neko.correct.tuning",
+    "neko.correct.gate_report",
+    "neko.serve.app",
+    "transformers.models.olmoe",
+    "transformers.models.qwen2_moe",
+    "transformers.models.qwen3_moe",
+)
+"""What `neko correct` with a Mixtral model does not use: scoring, plots, serving, export, the
+modeling code of the other MoE families."""
+
+
+def run_python(code: str, stdin: str = "") -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], input=stdin, capture_output=True, text=True, cwd=CHECKOUT, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_registering_the_commands_imports_no_torch_and_no_scoring():
+    """`neko --help` and the commands that need no model start without torch (seconds to import)."""
+    unwanted = [*SCORING_AND_SERVING, "torch", "numpy"]
+    code = (
+        "import json, sys; from neko.cli import _register_commands; _register_commands(); "
+        f"print(json.dumps(sorted(m for m in {unwanted!r} if m in sys.modules)))"
+    )
+    assert json.loads(run_python(code)) == []
+
+
+def test_a_one_line_correction_imports_only_what_it_uses_and_freezes_what_it_loaded(tmp_path):
+    model_dir = make_model_dir(tmp_path / "m", open_gate=True)
+    code = (
+        "import gc, json, sys\n"
+        "from neko.cli import main\n"
+        f"sys.argv = ['neko', 'correct', '-', '--task', 'asr', '--model', {str(model_dir)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        f"loaded = sorted(m for m in {list(NOT_FOR_CORRECT)!r} if m in sys.modules)\n"
+        "print(json.dumps({'loaded': loaded, 'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(),\n"
+        "                  'torch': 'torch' in sys.modules}))\n"
+    )
+    lines = run_python(code, stdin="the cat sad on the mat\n").splitlines()
+    assert json.loads(lines[0])["id"] == "stdin-1"  # the correction was written
+    state = json.loads(lines[-1])
+    assert state["loaded"] == []
+    assert state["torch"] and state["enabled"]
+    assert state["frozen"] > 100_000  # torch and transformers: left out of later collections
