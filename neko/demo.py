@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from neko.cli_support import start_up
 from neko.data.formats import FORMATS, read_examples
 from neko.data.schema import Example
 from neko.progress import QUIET_HELP, progress_bar
@@ -44,14 +45,16 @@ def demo_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Correct bundled examples of each task and print them before and after, with error rates."""
-    from neko.correct import Corrector
-    from neko.data.selection import check_references
-    from neko.evaluate.metrics import Scorer, get_metric
+    with start_up():
+        from neko.correct import Corrector
+        from neko.data.selection import check_references
+        from neko.evaluate.metrics import Scorer, get_metric
 
     if examples is None:
         examples = locate(DEMO_EXAMPLES, "the demo examples are not installed", "pass a file with --examples")
     console = Console()
-    corrector = Corrector.from_pretrained(model)
+    with start_up():
+        corrector = Corrector.from_pretrained(model)
     items = read_examples(examples, format=format, task=task)
     check_references(items, examples)
     with progress_bar("correcting", len(items), quiet) as corrector.progress:
