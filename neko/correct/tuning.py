@@ -330,10 +330,20 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
     arrays = _arrays(rows)
     closed = np.zeros(len(rows), dtype=int)
     one_best, one_best_per_dataset = replay.score(closed), replay.per_dataset(closed)
-    everything = np.arange(len(rows))
+    everything = _fold(replay, arrays, np.arange(len(rows)))
+    judged = _judged(replay)
+    # Leave-one-domain-out needs two domains; with one, only the most careful level is tried.
+    held_out_folds = (
+        {
+            name: _fold(replay, arrays, np.setdiff1d(everything.indices, indices))
+            for name, indices in judged.items()
+        }
+        if len(judged) >= 2
+        else {}
+    )
     rejected: dict[str, str] = {}
-    for caution in _levels_to_try(replay):
-        held_out = _held_out_results(replay, arrays, caution)
+    for caution in CAUTION_LEVELS if held_out_folds else CAUTION_LEVELS[-1:]:
+        held_out = _held_out_results(replay, held_out_folds, caution)
         harmed = [
             name
             for name, (base, gated) in held_out.items()
@@ -344,7 +354,7 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
         rejected[caution.name] = harmed[0]
     else:
         caution, held_out = CLOSED, {}
-    chosen, boldest, tried = _select(replay, arrays, everything, caution)
+    chosen, boldest, tried = _select(replay, everything, caution)
     curve = _risk_coverage(replay, arrays, _valve_failures(arrays, chosen[0]))
     return TaskTuning(
         task,
@@ -377,58 +387,63 @@ def _judged(replay: _Replay) -> dict[str, np.ndarray]:
     return {name: indices for name, indices in replay.datasets.items() if len(indices) >= MIN_DATASET}
 
 
-def _levels_to_try(replay: _Replay) -> tuple[Caution, ...]:
-    """Every caution level when the task's dev data shows two judged domains or more; otherwise the
-    transfer to an unseen domain cannot be checked, and only the most careful level is tried."""
-    return CAUTION_LEVELS if len(_judged(replay)) >= 2 else CAUTION_LEVELS[-1:]
+@dataclass(frozen=True)
+class _Fold:
+    """Every setting of the grid replayed on the rows at `indices` (familiarity quantiles of those rows):
+    per grid point, its trial (rate, rule, choice, score) when no unit within the fold is harmed, else
+    None. Computed once per fold; each caution level only filters it."""
+
+    indices: np.ndarray
+    one_best: float
+    trials: list[tuple[tuple, tuple | None]]
+
+
+def _fold(replay: _Replay, arrays: dict[str, np.ndarray], indices: np.ndarray) -> _Fold:
+    closed = np.zeros(len(replay.rows), dtype=int)
+    units = {name: rows for name, rows in replay.units.items() if np.isin(rows, indices).all()}
+    baselines = {name: replay.score(closed, rows) for name, rows in units.items()}
+    familiarity = arrays["familiarity"][indices]
+    thresholds = {q: None if q is None else float(np.quantile(familiarity, q)) for q in FAMILIARITY_QUANTILES}
+    trials = []
+    for point in product(EDIT_RATES, ACCEPT_MARGINS, RERANK_MARGINS, (True, False), FAMILIARITY_QUANTILES):
+        rate, accept, rerank, support, quantile = point
+        rule = GateRule(accept, rerank, thresholds[quantile], support)
+        choice = _choices(arrays, rate, rule).astype(np.int8)
+        allowed = _no_domain_worse(replay, choice, units, baselines)
+        trials.append((point, (rate, rule, choice, replay.score(choice, indices)) if allowed else None))
+    return _Fold(indices, replay.score(closed, indices), trials)
 
 
 def _held_out_results(
-    replay: _Replay, arrays: dict[str, np.ndarray], caution: Caution
+    replay: _Replay, folds: dict[str, _Fold], caution: Caution
 ) -> dict[str, tuple[float, float]]:
     """Leave-one-domain-out: per judged dev domain and each unit within it, (its 1-best, its score under
     the setting chosen without the domain), the stand-in for a domain the dev data does not show."""
     closed = np.zeros(len(replay.rows), dtype=int)
-    judged = _judged(replay)
-    if len(judged) < 2:
-        return {}
     results = {}
-    for name, indices in judged.items():
-        others = np.setdiff1d(np.arange(len(replay.rows)), indices)
-        chosen, _, _ = _select(replay, arrays, others, caution)
+    for name, fold in folds.items():
+        chosen, _, _ = _select(replay, fold, caution)
         for unit, rows in replay.units.items():
             if unit == name or unit.startswith(name + "/"):
                 results[unit] = (replay.score(closed, rows), replay.score(chosen[2], rows))
     return results
 
 
-def _select(replay: _Replay, arrays: dict[str, np.ndarray], indices: np.ndarray, caution: Caution):
-    """(chosen, boldest, settings tried) among the settings `caution` admits, judged on the rows at
-    `indices` alone (familiarity quantiles included)."""
-    closed = np.zeros(len(replay.rows), dtype=int)
-    one_best = replay.score(closed, indices)
-    domains = {name: rows for name, rows in replay.units.items() if np.isin(rows, indices).all()}
-    baselines = {name: replay.score(closed, rows) for name, rows in domains.items()}
-    familiarity = arrays["familiarity"][indices]
-    trials, admitted = [], 0
-    for rate, accept, rerank, support, quantile in product(
-        EDIT_RATES, ACCEPT_MARGINS, RERANK_MARGINS, (True, False), FAMILIARITY_QUANTILES
-    ):
-        if not caution.admits(accept, rerank, support, quantile):
-            continue
-        admitted += 1
-        threshold = None if quantile is None else float(np.quantile(familiarity, quantile))
-        rule = GateRule(accept, rerank, threshold, support)
-        choice = _choices(arrays, rate, rule)
-        if _no_domain_worse(replay, choice, domains, baselines):
-            trials.append((rate, rule, choice, replay.score(choice, indices)))
+def _select(replay: _Replay, fold: _Fold, caution: Caution):
+    """(chosen, boldest, settings tried) among the settings of `fold` that `caution` admits."""
+    admitted = [
+        trial
+        for (_, accept, rerank, support, quantile), trial in fold.trials
+        if caution.admits(accept, rerank, support, quantile)
+    ]
+    trials = [trial for trial in admitted if trial is not None]
     boldest = min(trials, key=lambda t: replay.sign * t[3])
-    best_gain = replay.sign * (one_best - boldest[3])
-    enough = [t for t in trials if replay.sign * (one_best - t[3]) >= KEEP_GAIN * best_gain]
+    best_gain = replay.sign * (fold.one_best - boldest[3])
+    enough = [t for t in trials if replay.sign * (fold.one_best - t[3]) >= KEEP_GAIN * best_gain]
     chosen = min(
-        enough, key=lambda t: (-_strictness(t[1]), int((t[2][indices] != 0).sum()), replay.sign * t[3])
+        enough, key=lambda t: (-_strictness(t[1]), int((t[2][fold.indices] != 0).sum()), replay.sign * t[3])
     )
-    return chosen, boldest, admitted
+    return chosen, boldest, len(admitted)
 
 
 def _strictness(rule: GateRule) -> float:
