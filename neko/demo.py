@@ -45,16 +45,15 @@ def demo_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Correct bundled examples of each task and print them before and after, with error rates."""
+    if examples is None:
+        examples = locate(DEMO_EXAMPLES, "the demo examples are not installed", "pass a file with --examples")
     with start_up():
         from neko.correct import Corrector
         from neko.data.selection import check_references
         from neko.evaluate.metrics import Scorer, get_metric
 
-    if examples is None:
-        examples = locate(DEMO_EXAMPLES, "the demo examples are not installed", "pass a file with --examples")
-    console = Console()
-    with start_up():
         corrector = Corrector.from_pretrained(model)
+    console = Console()
     items = read_examples(examples, format=format, task=task)
     check_references(items, examples)
     with progress_bar("correcting", len(items), quiet) as corrector.progress:
