@@ -13,7 +13,7 @@ SYSTEM_PACKAGES=(
   diatheke sword-text-web sword-text-sparv fortune-mod fortunes wordnet-base debian-handbook  # text
   sword-text-kjv dict-gcide python3-doc manpages manpages-dev               # more text
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35
-  fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-roboto
+  fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-roboto fonts-ebgaramond
 )
 if [ "${1:-}" = "--dev" ]; then SYSTEM_PACKAGES+=(chromium); fi         # the web page's browser test
 missing=()

@@ -16,6 +16,7 @@ from neko.data.jsonl import read_jsonl
 from neko.data.schema import Example
 from neko.data.sources import Sentence
 from neko.data.splits import SPLITS, check_disjoint, normalize, split_of
+from neko.errors import NekoError
 
 SENTENCES = [
     "A man in a blue shirt is standing on a ladder.",
@@ -118,8 +119,6 @@ def test_interrupted_build_resumes_without_duplicates_or_gaps(tmp_path: Path):
 
 
 def test_failed_jobs_are_left_for_the_next_run(tmp_path: Path):
-    from neko.errors import NekoError
-
     def flaky(state: object, job: Job) -> Example:
         if job.index == 3:
             raise RuntimeError("tool crashed")
@@ -271,6 +270,34 @@ def test_ocr_builder_makes_valid_examples():
     examples = [ocr.work(state, job) for job in jobs]
     _round_trips(examples, "ocr")
     assert examples[0].metadata["confidences"] == sorted(examples[0].metadata["confidences"], reverse=True)
+
+
+def test_the_zero_shot_ocr_dev_file_uses_a_font_and_text_no_other_file_uses(monkeypatch):
+    from neko.data.builders import ocr
+
+    fonts = {
+        name: [f"/fonts/{name}/{name}.ttf"] for name in ("dejavu", "ebgaramond", "linux-libertine", "noto")
+    }
+    monkeypatch.setattr(ocr, "font_families", lambda: fonts)
+
+    def fake_sentences(task, split, seed, schedule, count):
+        return [
+            Sentence(f"{schedule[i % len(schedule)]}/{i}", f"line {i}", schedule[i % len(schedule)])
+            for i in range(count)
+        ]
+
+    monkeypatch.setattr(ocr, "assign_sentences", fake_sentences)
+    plain = {split: ocr.plan(split, 40, seed=0) for split in ("train", "dev", "test")}
+    zero_shot = ocr.plan("dev", 40, seed=0, zero_shot=True)
+    assert {j.params["family"] for j in zero_shot} == {ocr.ZERO_SHOT_DEV_FAMILY}
+    assert {j.params["source"] for j in zero_shot} == set(ocr.ZERO_SHOT_DEV_SOURCES)
+    for split, jobs in plain.items():
+        assert ocr.ZERO_SHOT_DEV_FAMILY not in {j.params["family"] for j in jobs}
+        assert not {j.params["source"] for j in jobs} & set(ocr.ZERO_SHOT_DEV_SOURCES)
+        assert (ocr.HELD_OUT_FAMILY in {j.params["family"] for j in jobs}) == (split == "test")
+    assert not {j.id for j in zero_shot} & {j.id for j in plain["dev"]}
+    with pytest.raises(NekoError, match="zero-shot OCR file is a dev file"):
+        ocr.plan("train", 4, seed=0, zero_shot=True)
 
 
 def test_ocr_reading_survives_a_tesseract_crash_on_one_rendering(monkeypatch, tmp_path: Path):

@@ -20,7 +20,7 @@ build_app = typer.Typer(no_args_is_help=True, help="Build correction corpora wit
 # Full sizes; ST and MT (absent) use every handbook sentence pair of the split.
 DEFAULT_COUNTS = {
     "asr": {"train": 30000, "dev": 1000, "test": 1500},
-    "ocr": {"train": 30000, "dev": 1000, "test": 1500},
+    "ocr": {"train": 30000, "dev": 1000, "test": 1500, "zero-shot-dev": 400},
     "tec": {"train": 50000, "dev": 1000, "test": 1500},
     "modern": {"train": 30000, "dev": 1000, "test": 1500},
 }
@@ -86,14 +86,18 @@ def _speech(
     _run(task, split, count, out, workers, lambda n: speech.plan(task, split, n, seed), work, speech.setup)
 
 
-def _ocr(split: str, count: int | None, out: Path | None, workers: int | None, seed: int) -> None:
+def _ocr(
+    split: str, count: int | None, out: Path | None, workers: int | None, seed: int, zero_shot: bool = False
+) -> None:
     from neko.data.builders import ocr as builder
     from neko.data.builders.common import require_tools
 
     require_tools("tesseract")
-    _run(
-        "ocr", split, count, out, workers, lambda n: builder.plan(split, n, seed), builder.work, builder.setup
-    )
+    if zero_shot:
+        count = count or DEFAULT_COUNTS["ocr"]["zero-shot-dev"]
+        out = out or Path("data/ocr/zero-shot-dev.jsonl.gz")
+    plan = partial(builder.plan, split, seed=seed, zero_shot=zero_shot)
+    _run("ocr", split, count, out, workers, plan, builder.work, builder.setup)
 
 
 def _tec(split: str, count: int | None, out: Path | None, workers: int | None, seed: int) -> None:
@@ -127,9 +131,27 @@ st = _build_command(
     "(data/st/handbook-SPLIT.jsonl.gz; all pairs of the split unless --count).",
     partial(_speech, "st"),
 )
-ocr = _build_command(
-    "ocr", "Text lines -> fonts and degradations (Pillow) -> tesseract on three renderings.", _ocr
+ZeroShotOption = typer.Option(
+    False,
+    "--zero-shot",
+    help="The zero-shot dev file (data/ocr/zero-shot-dev.jsonl.gz): a font family and text sources "
+    "that no other file uses, for tuning the gate on unseen input.",
 )
+
+
+@build_app.command("ocr")
+def ocr(
+    split: str = SplitOption,
+    count: int | None = CountOption,
+    out: Path | None = OutOption,
+    workers: int | None = WorkersOption,
+    seed: int = SeedOption,
+    zero_shot: bool = ZeroShotOption,
+) -> None:
+    """Text lines -> fonts and degradations (Pillow) -> tesseract on three renderings."""
+    _ocr(split, count, out, workers, seed, zero_shot)
+
+
 tec = _build_command(
     "tec", "Clean English with synthetic grammatical and spelling errors.", _tec, TecWorkersOption
 )
@@ -208,7 +230,8 @@ def hyporadise(
 def build_all(
     task: list[str] = TasksOption, workers: int | None = WorkersOption, seed: int = SeedOption
 ) -> None:
-    """Every split of the given tasks at full size: test, then dev, then train."""
+    """Every split of the given tasks at full size: test, then dev, then train (and OCR's zero-shot
+    dev file)."""
     commands = {"asr": asr, "st": st, "ocr": ocr, "tec": tec, "mt": mt}
     for name in task:
         if name not in commands:
@@ -216,8 +239,12 @@ def build_all(
         for split in ("test", "dev", "train"):
             if name == "mt":
                 mt(split=split, count=None, out=None, seed=seed)
+            elif name == "ocr":
+                ocr(split=split, count=None, out=None, workers=workers, seed=seed, zero_shot=False)
             else:
                 commands[name](split=split, count=None, out=None, workers=workers, seed=seed)
+        if name == "ocr":
+            ocr(split="dev", count=None, out=None, workers=workers, seed=seed, zero_shot=True)
         if name == "tec":
             jfleg(out=Path("data/tec/jfleg.jsonl.gz"), corpora=None)
 

@@ -1,10 +1,14 @@
 """OCR data: a text line rendered with a Debian font, degraded with Pillow, read by tesseract.
 
 Font families are the font packages (`dejavu`, `liberation`, `noto`, ...); `linux-libertine` is held
-out for test only (zero-shot). Degradations (the dataset's last part): `clean` (mild), `blur`,
-`noise`, `lowres` (down-sampling), `jpeg`, `rotate` (slight); every image also gets mild random
-contrast. Hypotheses: tesseract (`--psm 7`, LSTM) on three renderings of the degraded line (as is,
-2x up-sampled, binarised), distinct, ordered by tesseract's mean word confidence.
+out for test only (zero-shot). The zero-shot dev file (`--zero-shot`) shows the gate tuning what an
+unseen font and unseen text look like without touching a test file: a family no other file uses
+(`ebgaramond`) and text sources no builder trains on (`gcide`, `manpages`).
+
+Degradations (the dataset's last part): `clean` (mild), `blur`, `noise`, `lowres` (down-sampling),
+`jpeg`, `rotate` (slight); every image also gets mild random contrast. Hypotheses: tesseract
+(`--psm 7`, LSTM) on three renderings of the degraded line (as is, 2x up-sampled, binarised),
+distinct, ordered by tesseract's mean word confidence.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from neko.errors import NekoError
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/opentype"))
 HELD_OUT_FAMILY = "linux-libertine"
+ZERO_SHOT_DEV_FAMILY = "ebgaramond"
+ZERO_SHOT_DEV_SOURCES = {"gcide": 1, "manpages": 1}
+ZERO_SHOT_SOURCES = {"fortunes", *ZERO_SHOT_DEV_SOURCES}
 DEGRADATIONS = ("clean", "blur", "noise", "lowres", "jpeg", "rotate")
 SOURCES = {"train": {"captions": 4, "bible": 2, "wordnet": 2, "handbook": 1}}
 SOURCES["dev"] = SOURCES["train"]
@@ -48,23 +55,31 @@ def font_families() -> dict[str, list[str]]:
     return families
 
 
-def families_for(split: str) -> list[str]:
+def families_for(split: str, zero_shot: bool = False) -> list[str]:
+    """The font families of a file: the zero-shot dev family alone, or every other installed one
+    (less the test-only family outside test)."""
     names = sorted(font_families())
-    return names if split == "test" else [n for n in names if n != HELD_OUT_FAMILY]
+    if zero_shot:
+        return [n for n in names if n == ZERO_SHOT_DEV_FAMILY]
+    held_out = {ZERO_SHOT_DEV_FAMILY} | ({HELD_OUT_FAMILY} if split != "test" else set())
+    return [n for n in names if n not in held_out]
 
 
-def plan(split: str, count: int, seed: int) -> list[Job]:
+def plan(split: str, count: int, seed: int, zero_shot: bool = False) -> list[Job]:
+    """The jobs of a split's file, or of the zero-shot dev file (`zero_shot`, split `dev`)."""
     check_split_name(split)
-    families = families_for(split)
+    if zero_shot and split != "dev":
+        raise NekoError(f"the zero-shot OCR file is a dev file; got --split {split}")
+    families = families_for(split, zero_shot)
     if not families:
-        raise NekoError(
-            "no fonts found under /usr/share/fonts; install fonts-dejavu-core and the other "
-            "fonts-* packages of scripts/setup.sh"
-        )
-    chosen = assign_sentences("ocr", split, seed, interleave(SOURCES[split]), count)
+        wanted = "fonts-ebgaramond" if zero_shot else "fonts-dejavu-core and the other fonts-*"
+        raise NekoError(f"no fonts for this file under /usr/share/fonts; install {wanted} (scripts/setup.sh)")
+    sources = ZERO_SHOT_DEV_SOURCES if zero_shot else SOURCES[split]
+    label = "zero-shot-dev" if zero_shot else split
+    chosen = assign_sentences("ocr", split, seed, interleave(sources), count)
     jobs = []
     for index, sentence in enumerate(chosen):
-        rng = job_rng(seed, "ocr", split, index)
+        rng = job_rng(seed, "ocr", label, index)
         family = families[rng.randrange(len(families))]
         fonts = font_families()[family]
         degradation = DEGRADATIONS[rng.randrange(len(DEGRADATIONS))]
@@ -78,7 +93,7 @@ def plan(split: str, count: int, seed: int) -> list[Job]:
             "size": rng.randint(14, 26),
             "render_seed": rng.randrange(2**31),
         }
-        jobs.append(Job(index, example_id("ocr", split, seed, index), params))
+        jobs.append(Job(index, example_id("ocr", label, seed, index), params))
     return jobs
 
 
@@ -225,7 +240,8 @@ def work(state: OcrState, job: Job) -> Example:
         "confidences": confidences,
         "renderings": kinds,
         **({"tesseract_crashed": crashed} if crashed else {}),
-        "zero_shot": p["family"] == HELD_OUT_FAMILY or p["source"] == "fortunes",
+        "zero_shot": p["family"] in (HELD_OUT_FAMILY, ZERO_SHOT_DEV_FAMILY)
+        or p["source"] in ZERO_SHOT_SOURCES,
         "recognizer": "tesseract-5 eng --psm 7",
     }
     return Example(
