@@ -278,7 +278,7 @@ def test_a_setting_that_harms_a_domain_left_out_of_its_tuning_gives_way_to_a_mor
     tuning = tune_task("asr", rows("asr", cases), Scorer(errant=False))
     # Tuned on captions and atis, the bold setting takes every output with margin >= 0.5, and handbook,
     # standing for a domain the dev data does not show, gets worse: only supported edits are trusted.
-    assert tuning.rejected == {"as tuned": "handbook"}
+    assert tuning.rejected == {"as tuned": "made handbook worse"}
     assert tuning.caution == "supported edits"
     assert tuning.best.rule.require_support
     assert tuning.best.taken == {"model": MIN_DATASET, "1-best": 3 * MIN_DATASET}
@@ -309,3 +309,27 @@ def test_a_gain_on_one_dataset_of_a_domain_cannot_hide_the_damage_to_another():
     # Together the modern domain gains, but its wordnet part would lose: the margin 0.9 outputs stay out.
     assert tuning.one_best_per_dataset["modern"] > 0
     assert tuning.best.per_dataset["modern"] == tuning.one_best_per_dataset["modern"]
+
+
+def test_a_gain_that_a_few_lucky_examples_make_must_survive_resampling():
+    # Each captions row has one error in three words. With one fix among 60 rows the domain gains 1.7%
+    # (above MIN_DOMAIN_GAIN), but a resample of the rows misses that row a third of the time: luck,
+    # not a gain. Five fixes gain in nearly every resample and are taken.
+    fix = ("captions", ["a dog run"], "a dog runs", "a dog runs", 0.9, -2.0, True)
+    same = ("captions", ["a cat run"], "a cat runs", "a cat run", 0.0, -2.0, True)
+    other = (
+        "handbook",
+        ["install the package"],
+        "install the package",
+        "install the package",
+        0.0,
+        -2.0,
+        True,
+    )
+    for fixes, taken in ((1, {"1-best": 80}), (5, {"1-best": 75, "model": 5})):
+        cases = [fix] * fixes + [same] * (60 - fixes) + [other] * MIN_DATASET
+        tuning = tune_task("asr", rows("asr", cases), Scorer(errant=False))
+        assert tuning.best.taken == taken
+    lucky = tune_task("asr", rows("asr", [fix] + [same] * 59 + [other] * MIN_DATASET), Scorer(errant=False))
+    assert lucky.caution == "reranking familiar input"  # which, with nothing to rerank, touches nothing
+    assert lucky.rejected["as tuned"].startswith("gained on captions in only")

@@ -48,10 +48,10 @@ def print_tunings(tunings: dict[str, TaskTuning], console: Console) -> None:
             "(all)", f"{tuning.one_best:.2f}", f"{tuning.best.score:.2f}", f"{tuning.boldest.score:.2f}", ""
         )
         console.print(table)
-        rejected = ", ".join(f"{level!r} made {name} worse" for level, name in tuning.rejected.items())
+        rejected = ", ".join(f"{level!r} {reason}" for level, reason in tuning.rejected.items())
         console.print(
             f"  caution: {tuning.caution}"
-            + (f" (held out, bolder levels harmed: {rejected})" if rejected else "")
+            + (f" (bolder levels failed: {rejected})" if rejected else "")
         )
         console.print(
             f"  chosen: {describe_rule(tuning.best.rule, tuning.best.max_edit_rate)}; "
