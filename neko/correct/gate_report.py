@@ -50,8 +50,7 @@ def print_tunings(tunings: dict[str, TaskTuning], console: Console) -> None:
         console.print(table)
         rejected = ", ".join(f"{level!r} {reason}" for level, reason in tuning.rejected.items())
         console.print(
-            f"  caution: {tuning.caution}"
-            + (f" (bolder levels failed: {rejected})" if rejected else "")
+            f"  caution: {tuning.caution}" + (f" (bolder levels failed: {rejected})" if rejected else "")
         )
         console.print(
             f"  chosen: {describe_rule(tuning.best.rule, tuning.best.max_edit_rate)}; "
