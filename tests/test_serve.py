@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from correct_fixtures import make_model_dir
 from prometheus_client.parser import text_string_to_metric_families
 from serve_fixtures import Recorder, free_socket, running, same_answer, wait_ready
 from typer.testing import CliRunner
@@ -32,11 +31,6 @@ from neko.serve.batching import MicroBatcher, QueueFull
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(max_body_bytes=4096, max_inputs=8, max_hypotheses=4, max_hypothesis_chars=200)
 SETTINGS = ServeSettings(limits=LIMITS, max_batch=64, max_wait_ms=5, max_queue=16, batch_size=16)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture(scope="module")
