@@ -3,6 +3,7 @@ clients that go away, metrics, and a SIGTERM with requests in flight."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -417,3 +418,22 @@ def test_serve_command_builds_the_app_with_the_demo_examples(model_path, monkeyp
     assert result.exit_code == 0, result.output
     assert started["port"] == 8123 and started["host"] == "127.0.0.1"
     assert started["app"].state.service.examples  # examples/demo.jsonl, for the page's picker
+
+
+def test_the_served_model_loads_without_the_collector_which_is_on_while_serving(model_path, monkeypatch):
+    if not any(command.name == "serve" for command in app_cli.registered_commands):
+        _register_commands()
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app))
+    assert CliRunner().invoke(app_cli, ["serve", "--model", str(model_path)]).exit_code == 0
+    load, during = Corrector.from_pretrained, []
+
+    def recording_load(*args, **kwargs):
+        during.append(gc.isenabled())
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(Corrector, "from_pretrained", recording_load)
+    frozen = gc.get_freeze_count()
+    corrector = started["app"].state.service.load()
+    assert corrector.name == str(model_path)
+    assert during == [False] and gc.isenabled() and gc.get_freeze_count() > frozen
