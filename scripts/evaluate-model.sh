@@ -10,12 +10,13 @@
 # 64 on a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 export OMP_WAIT_POLICY=PASSIVE
 neko=${NEKO:-.venv/bin/neko}
 model=$1 out=$2
 shift 2
 files=("asr/test:$1" "st/test:$2" "st/handbook-test:${6:-100}" "ocr/test:$3" "tec/test:$4" "tec/jfleg:$5")
-tasks=$(python3 -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["tasks"]))' "$model/neko.json")
+tasks=$(model_tasks "$model")
 [[ " $tasks " == *" mt "* ]] && files+=("mt/test:${6:-100}")  # a model that learnt mt: its test file too
 for file_n in "${files[@]}"; do
   file=${file_n%%:*} n=${file_n##*:}

@@ -8,6 +8,7 @@
 # 1 50). NEKO: the neko command (default .venv/bin/neko).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 export OMP_WAIT_POLICY=PASSIVE
 neko=${NEKO:-.venv/bin/neko}
 model=$1 out=$2 dev_n=${3:-200}
@@ -17,7 +18,7 @@ zcat data/tec/jfleg.jsonl.gz | sed -n "1,${half}p" | gzip -n > work/jfleg-dev-tu
 zcat data/tec/jfleg.jsonl.gz | tail -n +"$((half + 1))" | gzip -n > work/jfleg-dev-heldout.jsonl.gz
 
 # Tasks a model learnt beyond the four of neko-tiny's first stages bring their dev files.
-tasks=$(python3 -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["tasks"]))' "$model/neko.json")
+tasks=$(model_tasks "$model")
 extra_dev=()
 [[ " $tasks " == *" mt "* ]] && extra_dev+=(data/mt/dev.jsonl.gz)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from correct_fixtures import make_model_dir
 from safetensors.torch import load_file
 from train_fixtures import TASKS, Stop, counted_optimizer_steps, expert_calls, write_config
 from transformers import GenerationConfig
@@ -231,8 +230,8 @@ def _reference_generation(corrector: Corrector, hypotheses: list[str], num_beams
     return text.strip()
 
 
-def test_correct_with_beams_returns_the_beam_search_result(tmp_path):
-    corrector = Corrector.from_pretrained(make_model_dir(tmp_path / "model"), device="cpu")
+def test_correct_with_beams_returns_the_beam_search_result(model_path):
+    corrector = Corrector.from_pretrained(model_path, device="cpu")
     hypotheses = ["the cat sat on the mat", "the cat sad on the mat"]
     beam, greedy = (_reference_generation(corrector, hypotheses, beams) for beams in (4, 1))
     assert beam != greedy  # the random model is one where beam search finds another continuation

@@ -27,11 +27,6 @@ FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("model") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def corrector(model_path) -> Corrector:
     return Corrector.from_pretrained(model_path, device="cpu")
 

@@ -83,12 +83,11 @@ def test_permutation_pairs_rotate_half_dimensions():
             assert permuted[h, 2 * i + 1] == h * head_dim + i + head_dim // 2
 
 
-def test_export_command(tmp_path):
+def test_export_command(tmp_path, model_path):
     if not any(group.name == "data" for group in app.registered_groups):
         _register_commands()  # as `main` does
-    model_dir = make_model_dir(tmp_path / "m")
-    result = CliRunner().invoke(app, ["export", str(model_dir), str(tmp_path / "m.gguf")])
+    result = CliRunner().invoke(app, ["export", str(model_path), str(tmp_path / "m.gguf")])
     assert result.exit_code == 0 and (tmp_path / "m.gguf").is_file()
-    result = CliRunner().invoke(app, ["export", str(model_dir), str(tmp_path / "m.onnx"), "--to", "onnx"])
+    result = CliRunner().invoke(app, ["export", str(model_path), str(tmp_path / "m.onnx"), "--to", "onnx"])
     assert isinstance(result.exception, NekoError) and "unknown export format 'onnx'" in str(result.exception)
     assert not (tmp_path / "m.onnx").exists()

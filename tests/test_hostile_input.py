@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from correct_fixtures import make_model_dir
 
 import neko
 from neko.cli import main
@@ -65,11 +64,6 @@ def write_lines(path: Path, *records: object) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("model") / "tiny")
-
-
 # --- 2: duplicate ids ------------------------------------------------------------------------------
 
 
@@ -79,10 +73,10 @@ def test_validate_and_stats_refuse_a_repeated_id(neko_cli, tmp_path):
     one_line_error(neko_cli("data", "stats", data), "id 'a' is used twice")
 
 
-def test_eval_refuses_a_repeated_id_before_running_the_model(neko_cli, tmp_path, model):
+def test_eval_refuses_a_repeated_id_before_running_the_model(neko_cli, tmp_path, model_path):
     data = write_lines(tmp_path / "d.jsonl", GOOD, GOOD)
     out = tmp_path / "report"
-    one_line_error(neko_cli("eval", data, "--model", model, "--out", out), "used twice")
+    one_line_error(neko_cli("eval", data, "--model", model_path, "--out", out), "used twice")
     assert not out.exists()
 
 
@@ -94,12 +88,14 @@ def test_eval_refuses_an_id_shared_by_two_data_files(neko_cli, tmp_path):
     one_line_error(run, "b.jsonl: id 'a' is also an example of", "a.jsonl")
 
 
-def test_eval_reads_every_predictions_file_before_running_the_model(neko_cli, tmp_path, model):
+def test_eval_reads_every_predictions_file_before_running_the_model(neko_cli, tmp_path, model_path):
     data = write_lines(tmp_path / "d.jsonl", GOOD)
     broken = tmp_path / "p.jsonl"
     broken.write_bytes(b'{"id": "a", "correction": "\xff"}\n')
     out = tmp_path / "report"
-    one_line_error(neko_cli("eval", data, "--model", model, "-p", f"x={broken}", "--out", out), "p.jsonl:1")
+    one_line_error(
+        neko_cli("eval", data, "--model", model_path, "-p", f"x={broken}", "--out", out), "p.jsonl:1"
+    )
     assert not out.exists()
 
 
@@ -158,11 +154,11 @@ def test_neko_reads_back_every_line_separator_it_writes(neko_cli, tmp_path):
     assert run.code == 0 and "1 valid examples" in run.out
 
 
-def test_text_in_text_out_keeps_blank_lines_in_place(neko_cli, tmp_path, model):
+def test_text_in_text_out_keeps_blank_lines_in_place(neko_cli, tmp_path, model_path):
     source = tmp_path / "in.txt"
     source.write_text("the cat sad\n\n   \na cat sat\n\n", encoding="utf-8")
     out = tmp_path / "out.txt"
-    run = neko_cli("correct", source, "-m", model, "--task", "asr", "--output-format", "text", "-o", out)
+    run = neko_cli("correct", source, "-m", model_path, "--task", "asr", "--output-format", "text", "-o", out)
     assert run.code == 0, run.err
     lines = out.read_text(encoding="utf-8").split("\n")
     assert len(lines) == 6 and lines[5] == ""  # five lines, each ended by a newline
@@ -174,11 +170,11 @@ def test_text_in_text_out_keeps_blank_lines_in_place(neko_cli, tmp_path, model):
 
 
 @pytest.mark.parametrize("place", ["folder", "file/under"])
-def test_correct_refuses_an_unwritable_out_before_the_work(neko_cli, tmp_path, model, place):
+def test_correct_refuses_an_unwritable_out_before_the_work(neko_cli, tmp_path, model_path, place):
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("keep me\n")
     source = write_lines(tmp_path / "d.jsonl", GOOD)
-    run = neko_cli("correct", source, "-m", model, "--out", tmp_path / place)
+    run = neko_cli("correct", source, "-m", model_path, "--out", tmp_path / place)
     one_line_error(run, "is a folder" if place == "folder" else "is a file, not a folder")
     assert "corrected" not in run.err and (tmp_path / "file").read_text() == "keep me\n"
 
@@ -202,19 +198,19 @@ def test_convert_and_eval_refuse_an_unwritable_out(neko_cli, tmp_path):
         ("neko.json", lambda data: data[:20]),
     ],
 )
-def test_a_damaged_model_file_is_a_one_line_error(neko_cli, tmp_path, model, name, damage):
+def test_a_damaged_model_file_is_a_one_line_error(neko_cli, tmp_path, model_path, name, damage):
     broken = tmp_path / "broken"
-    shutil.copytree(model, broken)
+    shutil.copytree(model_path, broken)
     (broken / name).write_bytes(damage((broken / name).read_bytes()))
     source = write_lines(tmp_path / "d.jsonl", GOOD)
     one_line_error(neko_cli("correct", source, "-m", broken), "broken")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_device_cuda_without_cuda(neko_cli, tmp_path, model):
+def test_device_cuda_without_cuda(neko_cli, tmp_path, model_path):
     source = write_lines(tmp_path / "d.jsonl", GOOD)
-    one_line_error(neko_cli("correct", source, "-m", model, "--device", "cuda"), "CUDA is not available")
-    one_line_error(neko_cli("correct", source, "-m", model, "--device", "tpu"), "unknown device 'tpu'")
+    one_line_error(neko_cli("correct", source, "-m", model_path, "--device", "cuda"), "CUDA is not available")
+    one_line_error(neko_cli("correct", source, "-m", model_path, "--device", "tpu"), "unknown device 'tpu'")
 
 
 @pytest.mark.parametrize(
@@ -263,7 +259,7 @@ def test_hostile_json_documents(neko_cli, tmp_path, content, fragment):
 # --- 6: smaller ------------------------------------------------------------------------------------
 
 
-def test_outputs_keep_permissions_and_symlinks(neko_cli, tmp_path, model):
+def test_outputs_keep_permissions_and_symlinks(neko_cli, tmp_path, model_path):
     data = write_lines(tmp_path / "d.jsonl", GOOD)
     kept = tmp_path / "kept.jsonl"
     kept.write_text("old\n")
@@ -274,19 +270,19 @@ def test_outputs_keep_permissions_and_symlinks(neko_cli, tmp_path, model):
     assert link.is_symlink() and read_examples(kept)[0].id == "a"
     assert stat.S_IMODE(kept.stat().st_mode) == 0o640
     out = tmp_path / "corrected.jsonl"
-    assert neko_cli("correct", data, "-m", model, "-o", out).code == 0
+    assert neko_cli("correct", data, "-m", model_path, "-o", out).code == 0
     assert stat.S_IMODE(out.stat().st_mode) & 0o044 == 0o044  # readable by others, as umask 022 gives
 
 
-def test_tune_gate_and_demo_take_the_task_they_ask_for(neko_cli, tmp_path, model):
+def test_tune_gate_and_demo_take_the_task_they_ask_for(neko_cli, tmp_path, model_path):
     hyporadise = tmp_path / "dev.json"
     hyporadise.write_text(json.dumps([{"id": "h1", "input": ["the cat sat"], "output": "the cat sat"}]))
-    one_line_error(neko_cli("tune-gate", hyporadise, "-m", model), "pass --task")
-    run = neko_cli("tune-gate", hyporadise, "-m", model, "--task", "asr", "--batch-size", "1")
+    one_line_error(neko_cli("tune-gate", hyporadise, "-m", model_path), "pass --task")
+    run = neko_cli("tune-gate", hyporadise, "-m", model_path, "--task", "asr", "--batch-size", "1")
     assert run.code == 0, run.err
     assert "asr" in run.out
-    one_line_error(neko_cli("demo", "-m", model, "--examples", hyporadise), "pass --task")
-    run = neko_cli("demo", "-m", model, "--examples", hyporadise, "--task", "asr")
+    one_line_error(neko_cli("demo", "-m", model_path, "--examples", hyporadise), "pass --task")
+    run = neko_cli("demo", "-m", model_path, "--examples", hyporadise, "--task", "asr")
     assert run.code == 0, run.err
     assert "the cat sat" in run.out
 

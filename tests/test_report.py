@@ -271,12 +271,9 @@ def test_stats_command_through_typer():
     assert re.search(ocr_all, result.output), result.output
 
 
-def test_eval_runs_a_model_first_with_rerank_baseline_and_routing_heatmaps(tmp_path):
-    from correct_fixtures import make_model_dir
-
-    model = make_model_dir(tmp_path / "model")
+def test_eval_runs_a_model_first_with_rerank_baseline_and_routing_heatmaps(tmp_path, model_path):
     out = tmp_path / "report"
-    eval_command(DATA, out, model=str(model), batch_size=4)
+    eval_command(DATA, out, model=str(model_path), batch_size=4)
     written = {p.name for p in out.iterdir()}
     assert {
         "report.md",
@@ -287,7 +284,7 @@ def test_eval_runs_a_model_first_with_rerank_baseline_and_routing_heatmaps(tmp_p
         "expert_utilization.png",
     } <= written
     examples = list(read_jsonl(DATA))
-    corrector = Corrector.from_pretrained(model)
+    corrector = Corrector.from_pretrained(model_path)
     corrected = {c.id: c.text for c in corrector.correct(examples)}
     reranked = {e.id: text for e, text in zip(examples, corrector.rerank(examples), strict=True)}
     assert read_predictions(out / "predictions-corrected.jsonl") == corrected

@@ -3,6 +3,7 @@ clients that go away, metrics, and a SIGTERM with requests in flight."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -14,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from correct_fixtures import make_model_dir
 from prometheus_client.parser import text_string_to_metric_families
 from serve_fixtures import Recorder, free_socket, running, same_answer, wait_ready
 from typer.testing import CliRunner
@@ -32,11 +32,6 @@ from neko.serve.batching import MicroBatcher, QueueFull
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS = Limits(max_body_bytes=4096, max_inputs=8, max_hypotheses=4, max_hypothesis_chars=200)
 SETTINGS = ServeSettings(limits=LIMITS, max_batch=64, max_wait_ms=5, max_queue=16, batch_size=16)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -423,3 +418,22 @@ def test_serve_command_builds_the_app_with_the_demo_examples(model_path, monkeyp
     assert result.exit_code == 0, result.output
     assert started["port"] == 8123 and started["host"] == "127.0.0.1"
     assert started["app"].state.service.examples  # examples/demo.jsonl, for the page's picker
+
+
+def test_the_served_model_loads_without_the_collector_which_is_on_while_serving(model_path, monkeypatch):
+    if not any(command.name == "serve" for command in app_cli.registered_commands):
+        _register_commands()
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app))
+    assert CliRunner().invoke(app_cli, ["serve", "--model", str(model_path)]).exit_code == 0
+    load, during = Corrector.from_pretrained, []
+
+    def recording_load(*args, **kwargs):
+        during.append(gc.isenabled())
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(Corrector, "from_pretrained", recording_load)
+    frozen = gc.get_freeze_count()
+    corrector = started["app"].state.service.load()
+    assert corrector.name == str(model_path)
+    assert during == [False] and gc.isenabled() and gc.get_freeze_count() > frozen

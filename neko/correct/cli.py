@@ -204,14 +204,15 @@ def tune_gate_command(
     domain a setting touches must gain at least 1% of its 1-best, and the setting chosen with any one
     domain held out may not make that domain lose more than 1%. --write stores the choice in the
     model's neko.json."""
-    from transformers.utils import logging as transformers_logging
+    with start_up():
+        from transformers.utils import logging as transformers_logging
 
-    from neko.correct.corrector import Corrector
-    from neko.correct.gate_report import print_tunings, write_tunings
-    from neko.correct.model_dir import NEKO_JSON, check_model_files, read_model_info, resolve_model_dir
-    from neko.correct.tuning import collect_rows, read_rows, save_gate_settings, tune_rows, write_rows
-    from neko.data.selection import first_per_dataset, load_scored_examples
-    from neko.evaluate.report import wide_console
+        from neko.correct.corrector import Corrector
+        from neko.correct.gate_report import print_tunings, write_tunings
+        from neko.correct.model_dir import NEKO_JSON, check_model_files, read_model_info, resolve_model_dir
+        from neko.correct.tuning import collect_rows, read_rows, save_gate_settings, tune_rows, write_rows
+        from neko.data.selection import first_per_dataset, load_scored_examples
+        from neko.evaluate.report import wide_console
 
     model_dir = resolve_model_dir(model)
     check_model_files(model_dir)
@@ -229,7 +230,8 @@ def tune_gate_command(
         rows = read_rows(evidence, examples)
     else:
         transformers_logging.disable_progress_bar()
-        corrector = Corrector.from_pretrained(model_dir, engine=engine)
+        with start_up():
+            corrector = Corrector.from_pretrained(model_dir, engine=engine)
         with progress_bar("correcting", len(examples), quiet) as corrector.progress:
             rows = collect_rows(corrector, examples, batch_size)
         if evidence is not None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from neko.cli_support import start_up
 from neko.errors import NekoError
 
 FORMATS = ("gguf",)
@@ -20,10 +21,11 @@ def export_command(
     """Export MODEL to OUT: a GGUF file that llama.cpp runs (float32; quantise it with llama-quantize)."""
     if to not in FORMATS:
         raise NekoError(f"unknown export format {to!r}; expected one of {', '.join(FORMATS)}")
-    from transformers.utils import logging as transformers_logging
+    with start_up():
+        from transformers.utils import logging as transformers_logging
 
-    from neko.correct.gguf_export import export_gguf
+        from neko.correct.gguf_export import export_gguf
 
-    transformers_logging.disable_progress_bar()
-    written = export_gguf(None if model == "default" else model, out)
+        transformers_logging.disable_progress_bar()
+        written = export_gguf(None if model == "default" else model, out)
     typer.echo(f"wrote {written} ({written.stat().st_size / 2**20:.1f} MiB)", err=True)

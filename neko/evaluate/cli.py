@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from neko.cli_support import start_up
 from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.schema import Example
 from neko.data.selection import first_per_dataset, load_scored_examples
@@ -96,13 +97,14 @@ def run_model(
 ) -> tuple[dict[str, dict[str, str]], dict[str, Any] | None]:
     """Correct (and rerank) `examples` with the model; save its predictions and routing statistics in
     `out` so they can be scored again without the model. Returns (systems, routing statistics)."""
-    from neko.correct import Corrector
-    from neko.correct.gate import DECISIONS
-    from neko.correct.gate_report import write_outcomes
-    from neko.evaluate.metrics import Scorer
-    from neko.progress import progress_bar
+    with start_up():
+        from neko.correct import Corrector
+        from neko.correct.gate import DECISIONS
+        from neko.correct.gate_report import write_outcomes
+        from neko.evaluate.metrics import Scorer
+        from neko.progress import progress_bar
 
-    corrector = Corrector.from_pretrained(run.path)
+        corrector = Corrector.from_pretrained(run.path)
     with progress_bar("correcting", len(examples)) as corrector.progress:
         corrections = corrector.correct(examples, num_beams=run.beams, batch_size=run.batch_size)
     decisions = Counter(c.decision for c in corrections)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from neko.cli_support import start_up
 from neko.errors import NekoError
 
 GRACEFUL_SHUTDOWN_S = 30
@@ -35,12 +36,13 @@ def serve_command(
 
     SIGTERM or Ctrl-C stops taking connections, answers the requests in flight, then exits.
     """
-    import uvicorn
+    with start_up():
+        import uvicorn
 
-    from neko.correct import Corrector
-    from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
-    from neko.resources import DEMO_EXAMPLES, candidates
-    from neko.serve.app import ServeSettings, create_app
+        from neko.correct import Corrector
+        from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
+        from neko.resources import DEMO_EXAMPLES, candidates
+        from neko.serve.app import ServeSettings, create_app
 
     model_dir = resolve_model_dir(model)
     check_model_files(model_dir)
@@ -51,8 +53,12 @@ def serve_command(
         max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, batch_size=batch_size
     )
     examples = next((path for path in candidates(DEMO_EXAMPLES) if path.is_file()), None)
-    app = create_app(
-        lambda: Corrector.from_pretrained(model_dir, device=device), settings, examples_file=examples
-    )
+
+    def load() -> Corrector:
+        """Load the model; the collector is back on (its objects frozen) while the server runs."""
+        with start_up():
+            return Corrector.from_pretrained(model_dir, device=device)
+
+    app = create_app(load, settings, examples_file=examples)
     typer.echo(f"neko serve: {model_dir} on http://{host}:{port}/ (loading the model)", err=True)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level="info")

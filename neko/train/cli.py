@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from neko.cli_support import start_up
+
 
 def train_command(
     config: Annotated[Path, typer.Argument(help="Training config (YAML); see configs/.")],
@@ -48,14 +50,15 @@ def grow_experts_command(
 ) -> None:
     """Write MODEL with one more expert per --copy into OUT; its neko.json counts them, its tasks stay
     (train the new task with a config whose expert_map gives it a new expert)."""
-    from transformers import AutoConfig
-    from transformers.utils import logging as transformers_logging
+    with start_up():
+        from transformers import AutoConfig
+        from transformers.utils import logging as transformers_logging
 
-    from neko.moe.grow import expert_count, grow_checkpoint
+        from neko.moe.grow import expert_count, grow_checkpoint
 
-    transformers_logging.disable_progress_bar()
-    copies = copy or []
-    written = grow_checkpoint(model, out, copies, noise_std=noise_std, seed=seed, router=router)
+        transformers_logging.disable_progress_bar()
+        copies = copy or []
+        written = grow_checkpoint(model, out, copies, noise_std=noise_std, seed=seed, router=router)
     experts = expert_count(AutoConfig.from_pretrained(written))
     new = ", ".join(f"{experts - len(copies) + i} (copy of {donor})" for i, donor in enumerate(copies))
     typer.echo(f"wrote {written}: {experts} experts; new: {new}")
