@@ -12,6 +12,7 @@ SYSTEM_PACKAGES=(
   apertium apertium-eng-spa                                                 # machine translation
   diatheke sword-text-web sword-text-sparv fortune-mod fortunes wordnet-base debian-handbook  # text
   sword-text-kjv dict-gcide python3-doc manpages manpages-dev               # more text
+  linux-doc sword-comm-mhcc sword-comm-tdavid perl-doc dict-foldoc dict-jargon  # more text
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core fonts-urw-base35
   fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine fonts-roboto fonts-ebgaramond
 )

@@ -6,6 +6,7 @@ import gzip
 import re
 from pathlib import Path
 
+import pytest
 from correct_fixtures import make_model_dir, script_outputs
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from neko.data.formats import write_examples
 from neko.data.schema import Example
 from neko.data.sources import Sentence
 from neko.data.splits import split_of
+from neko.errors import NekoError
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "eval" / "data.jsonl"
 
@@ -64,8 +66,8 @@ def test_text_export_keeps_only_train_split_sentences_and_their_translations(tmp
         for i in range(60)
     ]
 
-    def fake_sentences(name, split):
-        return [s for s in pool if s.split == split]
+    def fake_sentences(name, split, max_words):
+        return [s for s in pool if s.split == split and len(s.text.split()) <= max_words]
 
     monkeypatch.setattr(text_module, "sentences", fake_sentences)
     out = tmp_path / "text.txt.gz"
@@ -95,7 +97,7 @@ def test_text_export_leaves_out_every_sentence_of_the_held_out_files(tmp_path, m
     # a train-split sentence that another source also has is exported once
     copy = Sentence("copy", duplicate.text.upper(), "captions")
     monkeypatch.setattr(
-        text_module, "sentences", lambda name, split: [s for s in [*pool, copy] if s.split == split]
+        text_module, "sentences", lambda name, split, _: [s for s in [*pool, copy] if s.split == split]
     )
     held_out = tmp_path / "dev.jsonl"
     examples = [
@@ -146,3 +148,23 @@ def test_text_export_refuses_the_held_out_domain():
     result = CliRunner().invoke(app, ["data", "text", "x.txt", "--source", "fortunes"])
     assert result.exit_code != 0
     assert "cannot be exported" in str(result.exception)
+
+
+def test_text_export_has_its_own_sentence_length(monkeypatch):
+    lengths = range(2, 80)
+    pool = [Sentence(f"s{n}", " ".join(["word"] * (n - 1) + [f"number{n}."]), "gcide") for n in lengths]
+    asked = []
+
+    def fake_sentences(name, split, max_words):
+        asked.append(max_words)
+        return [s for s in pool if s.split == split and len(s.text.split()) <= max_words]
+
+    monkeypatch.setattr(text_module, "sentences", fake_sentences)
+    train = {len(s.text.split()) for s in pool if s.split == "train"}
+    lines = text_module.pretraining_lines(["gcide"], ["en"])
+    assert {len(line.split()) for line in lines} == {n for n in train if 4 <= n <= 60}
+    lines = text_module.pretraining_lines(["gcide"], ["en"], min_words=10, max_words=30)
+    assert {len(line.split()) for line in lines} == {n for n in train if 10 <= n <= 30}
+    assert asked == [60, 30]
+    with pytest.raises(NekoError, match="--min-words"):
+        text_module.pretraining_lines(["gcide"], ["en"], min_words=3)

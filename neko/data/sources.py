@@ -1,7 +1,7 @@
 """Clean English text (and human Spanish translations) that the corpus builders feed to recognizers.
 
-Sources, each a list of `Sentence`s, filtered (4-25 words, mostly ASCII letters, no markup) and
-deduplicated by normalised text:
+Sources, each a list of `Sentence`s, filtered (4-25 words, or up to `max_words` for language-model
+text; mostly ASCII letters, no markup) and deduplicated by normalised text:
 
 - `captions`: Multi30k English image captions (task1 train/val/test and task2's five captions per
   image), from `corpora/multi30k` (see `corpora_dir`).
@@ -17,20 +17,28 @@ deduplicated by normalised text:
 - `pydoc`: the Python documentation (python3-doc), prose paragraphs only: code, tables and sentences
   with inline code are left out.
 - `manpages`: the DESCRIPTION sections of the Linux man-pages project (manpages, manpages-dev).
+- `linuxdoc`: the Linux kernel documentation (linux-doc), prose paragraphs of its Sphinx HTML.
+- `mhcc`, `tdavid`: Matthew Henry's Concise Commentary and Spurgeon's Treasury of David
+  (sword-comm-mhcc, sword-comm-tdavid), without the sentences that quote a KJV verse `kjv` leaves
+  out.
+- `perldoc`: the Perl documentation (perl-doc), POD text paragraphs without code.
+- `foldoc`, `jargon`: the definitions of the Free On-line Dictionary of Computing and the Jargon File
+  (dict-foldoc, dict-jargon).
 
-Loading is cached per process (`load_source`); the Bible exports (WEB with RV1909, KJV) are cached on
-disk as well.
+Loading is cached per process (`load_source`); the SWORD exports (WEB with RV1909, KJV, the
+commentaries) are cached on disk as well.
 """
 
 from __future__ import annotations
 
+import glob
 import gzip
 import html
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -39,7 +47,10 @@ from neko.data.splits import normalize, split_of
 from neko.errors import NekoError
 from neko.io import read_json, read_lines, write_json
 
-SOURCES = ("captions", "bible", "wordnet", "fortunes", "handbook", "kjv", "gcide", "pydoc", "manpages")
+SOURCES = (
+    *("captions", "bible", "wordnet", "fortunes", "handbook", "kjv", "gcide", "pydoc", "manpages"),
+    *("linuxdoc", "mhcc", "tdavid", "perldoc", "foldoc", "jargon"),
+)
 MIN_WORDS = 4
 MAX_WORDS = 25
 
@@ -56,6 +67,10 @@ BIBLE_PACKAGES = {
 GCIDE_DICT = Path("/usr/share/dictd/gcide.dict.dz")
 PYDOC_DIR = Path("/usr/share/doc/python3-doc/html")
 MANPAGE_PACKAGES = ("manpages", "manpages-dev")
+LINUXDOC_GLOB = "/usr/share/doc/linux-doc-*/html"
+PERLDOC_GLOB = "/usr/share/perl/5.*/pod"
+FOLDOC_DICT = Path("/usr/share/dictd/foldoc.dict.dz")
+JARGON_DICT = Path("/usr/share/dictd/jargon.dict.dz")
 
 
 @dataclass(frozen=True)
@@ -107,10 +122,11 @@ def clean(text: str) -> str:
     return _SPACE.sub(" ", text.translate(_QUOTES)).strip()
 
 
-def acceptable(text: str) -> bool:
-    """4-25 words, at least 80% ASCII letters among the non-space characters, no markup."""
+def acceptable(text: str, max_words: int = MAX_WORDS) -> bool:
+    """MIN_WORDS to `max_words` words, at least 80% ASCII letters among the non-space characters, no
+    markup."""
     words = text.split()
-    if not MIN_WORDS <= len(words) <= MAX_WORDS or _MARKUP.search(text):
+    if not MIN_WORDS <= len(words) <= max_words or _MARKUP.search(text):
         return False
     if text.count('"') % 2 or text.count("(") != text.count(")"):
         return False
@@ -145,7 +161,7 @@ def _need(path: Path, package: str) -> None:
         raise NekoError(f"{path} not found; install the Debian package '{package}' (scripts/setup.sh)")
 
 
-def load_captions() -> list[Sentence]:
+def load_captions(max_words: int = MAX_WORDS) -> list[Sentence]:
     folder = corpora_dir() / "multi30k"
     files = sorted(folder.glob("*.en.gz"))
     if not files:
@@ -155,12 +171,12 @@ def load_captions() -> list[Sentence]:
         stem = file.name.removesuffix(".en.gz")
         for number, line in enumerate(read_lines(file), start=1):
             text = clean(line)
-            if acceptable(text):
+            if acceptable(text, max_words):
                 items.append(Sentence(f"multi30k/{stem}/{number}", text, "captions"))
     return items
 
 
-def load_wordnet() -> list[Sentence]:
+def load_wordnet(max_words: int = MAX_WORDS) -> list[Sentence]:
     _need(WORDNET_DIR / "data.noun", "wordnet-base")
     items = []
     for part in ("noun", "verb", "adj", "adv"):
@@ -177,12 +193,12 @@ def load_wordnet() -> list[Sentence]:
                     text = text[0].upper() + text[1:]
                     if not text.endswith((".", "!", "?")):
                         text += "."
-                    if acceptable(text):
+                    if acceptable(text, max_words):
                         items.append(Sentence(f"wordnet/{part}/{offset}/{number}", text, "wordnet"))
     return items
 
 
-def load_fortunes() -> list[Sentence]:
+def load_fortunes(max_words: int = MAX_WORDS) -> list[Sentence]:
     _need(FORTUNES_DIR, "fortunes")
     items = []
     for file in sorted(FORTUNES_DIR.iterdir()):
@@ -192,7 +208,7 @@ def load_fortunes() -> list[Sentence]:
         for number, cookie in enumerate(text.split("\n%\n")):
             body = "\n".join(line for line in cookie.splitlines() if not line.strip().startswith("--"))
             for k, sentence in enumerate(sentences_of(clean(body))):
-                if acceptable(sentence) and sentence_like(sentence):
+                if acceptable(sentence, max_words) and sentence_like(sentence):
                     items.append(Sentence(f"fortunes/{file.name}/{number}/{k}", sentence, "fortunes"))
     return items
 
@@ -201,7 +217,7 @@ _PARA = re.compile(r'<div class="para">(.*?)</div>', re.S)
 _TAG = re.compile(r"<[^>]+>")
 
 
-def load_handbook() -> list[Sentence]:
+def load_handbook(max_words: int = MAX_WORDS) -> list[Sentence]:
     _need(HANDBOOK_DIR, "debian-handbook")
     items = []
     for file in sorted(HANDBOOK_DIR.glob("*.html")):
@@ -210,7 +226,7 @@ def load_handbook() -> list[Sentence]:
                 continue
             text = clean(html.unescape(_TAG.sub("", para)))
             for k, sentence in enumerate(sentences_of(text)):
-                if acceptable(sentence) and sentence_like(sentence):
+                if acceptable(sentence, max_words) and sentence_like(sentence):
                     items.append(Sentence(f"handbook/{file.stem}/{number}/{k}", sentence, "handbook"))
     return items
 
@@ -228,7 +244,8 @@ def _osis_to_text(text: str) -> str:
     return _SPACE.sub(" ", html.unescape(text)).strip()
 
 
-def _export_bible(module: str) -> dict[str, str]:
+def _diatheke_entries(module: str, package: str) -> dict[str, str]:
+    """The OSIS text of each verse key of a SWORD module, in canonical order."""
     if shutil.which("diatheke") is None:
         raise NekoError("diatheke not found; install the Debian package 'diatheke' (scripts/setup.sh)")
     result = subprocess.run(
@@ -247,10 +264,13 @@ def _export_bible(module: str) -> dict[str, str]:
         elif current is not None and line.strip() and not line.startswith(f"({module})"):
             verses[current].append(line)
     if not verses:
-        raise NekoError(
-            f"diatheke module {module} is empty; install the Debian package '{BIBLE_PACKAGES[module]}'"
-        )
-    return {key: _osis_to_text(" ".join(parts)) for key, parts in verses.items()}
+        raise NekoError(f"diatheke module {module} is empty; install the Debian package '{package}'")
+    return {key: " ".join(parts) for key, parts in verses.items()}
+
+
+def _export_bible(module: str) -> dict[str, str]:
+    entries = _diatheke_entries(module, BIBLE_PACKAGES[module])
+    return {key: _osis_to_text(text) for key, text in entries.items()}
 
 
 _SPANISH_FIXES = [
@@ -273,7 +293,7 @@ def modernize_spanish(text: str) -> str:
     return _SPACE.sub(" ", " ".join(words)).strip()
 
 
-def load_bible() -> list[Sentence]:
+def load_bible(max_words: int = MAX_WORDS) -> list[Sentence]:
     path = cache_dir() / "bible-web-rv1909.json"
     if path.exists():
         pairs = read_json(path)
@@ -288,7 +308,7 @@ def load_bible() -> list[Sentence]:
             continue
         text = clean(english)
         translation = modernize_spanish(spanish)
-        if acceptable(text) and translation and len(translation.split()) <= 2 * MAX_WORDS:
+        if acceptable(text, max_words) and translation and len(translation.split()) <= 2 * max_words:
             items.append(Sentence(f"bible/{key}", text, "bible", translation))
     return items
 
@@ -343,14 +363,14 @@ def _prose_quotation(lines: list[str], author: str) -> bool:
     return not verse and not _ARCHAIC_AUTHORS.match(author) and not _BIBLE_CITATION.match(author)
 
 
-def load_gcide() -> list[Sentence]:
+def load_gcide(max_words: int = MAX_WORDS) -> list[Sentence]:
     _need(GCIDE_DICT, "dict-gcide")
     with gzip.open(GCIDE_DICT, "rt", encoding="utf-8", errors="replace") as handle:
         text = handle.read()
     items = []
     for line, quotation in gcide_quotations(text):
         for k, sentence in enumerate(sentences_of(clean(quotation))):
-            if acceptable(sentence) and sentence_like(sentence):
+            if acceptable(sentence, max_words) and sentence_like(sentence):
                 items.append(Sentence(f"gcide/{line}/{k}", sentence, "gcide"))
     return items
 
@@ -361,7 +381,7 @@ _VERSION_NOTE = re.compile(r'<span class="versionmodified[^"]*">.*?</span>', re.
 _NOT_PROSE = re.compile(r"<(pre|table|code|kbd)\b.*?</\1>", re.S)
 
 
-def pydoc_paragraphs(page: str) -> list[str]:
+def sphinx_paragraphs(page: str) -> list[str]:
     """The prose paragraphs of a Sphinx HTML page. Code blocks and tables are removed; inline code
     becomes a backtick, which `acceptable` rejects, so a sentence with code is left out whole."""
     match = _SPHINX_BODY.search(page)
@@ -369,16 +389,16 @@ def pydoc_paragraphs(page: str) -> list[str]:
     return [clean(html.unescape(_TAG.sub("", para))) for para in _HTML_PARA.findall(body)]
 
 
-def load_pydoc() -> list[Sentence]:
+def load_pydoc(max_words: int = MAX_WORDS) -> list[Sentence]:
     _need(PYDOC_DIR / "index.html", "python3-doc")
     items = []
     for file in sorted(PYDOC_DIR.rglob("*.html")):
         page = file.relative_to(PYDOC_DIR).with_suffix("").as_posix()
         if page.startswith("_"):
             continue
-        for number, para in enumerate(pydoc_paragraphs(file.read_text(encoding="utf-8"))):
+        for number, para in enumerate(sphinx_paragraphs(file.read_text(encoding="utf-8"))):
             for k, sentence in enumerate(sentences_of(para)):
-                if acceptable(sentence) and sentence_like(sentence):
+                if acceptable(sentence, max_words) and sentence_like(sentence):
                     items.append(Sentence(f"pydoc/{page}/{number}/{k}", sentence, "pydoc"))
     return items
 
@@ -465,7 +485,7 @@ def _manpage_files() -> list[Path]:
     return files
 
 
-def load_manpages() -> list[Sentence]:
+def load_manpages(max_words: int = MAX_WORDS) -> list[Sentence]:
     items = []
     for file in _manpage_files():
         with gzip.open(file, "rt", encoding="utf-8", errors="replace") as handle:
@@ -475,25 +495,219 @@ def load_manpages() -> list[Sentence]:
         page = file.name.removesuffix(".gz")
         for number, para in enumerate(man_description(source)):
             for k, sentence in enumerate(sentences_of(para)):
-                if acceptable(sentence) and sentence_like(sentence):
+                if acceptable(sentence, max_words) and sentence_like(sentence):
                     items.append(Sentence(f"manpages/{page}/{number}/{k}", sentence, "manpages"))
     return items
 
 
-def load_kjv() -> list[Sentence]:
+def _kjv_verses() -> dict[str, str]:
     path = cache_dir() / "bible-kjv.json"
     if path.exists():
-        verses = read_json(path)
-    else:
-        verses = _export_bible(KJV_MODULE)
-        write_json(path, verses, indent=None)
-    held_out = {s.id.removeprefix("bible/") for s in load_source("bible") if s.split != "train"}
+        return read_json(path)
+    verses = _export_bible(KJV_MODULE)
+    write_json(path, verses, indent=None)
+    return verses
+
+
+def _held_out_verse_keys(max_words: int) -> set[str]:
+    """The verse keys whose World English Bible verse is a dev or test sentence of `bible`."""
+    return {s.id.removeprefix("bible/") for s in load_source("bible", max_words) if s.split != "train"}
+
+
+def load_kjv(max_words: int = MAX_WORDS) -> list[Sentence]:
+    held_out = _held_out_verse_keys(max_words)
     items = []
-    for key, verse in verses.items():
+    for key, verse in _kjv_verses().items():
         text = clean(verse)
-        if key not in held_out and acceptable(text):
+        if key not in held_out and acceptable(text, max_words):
             items.append(Sentence(f"kjv/{key}", text, "kjv"))
     return items
+
+
+# diatheke renders a commentary's paragraph breaks as runs of spaces.
+_COMMENTARY_BREAK = re.compile(r"\s{3,}|<milestone\b[^>]*/>")
+
+
+def commentary_paragraphs(entries: dict[str, str]) -> list[tuple[str, int, str]]:
+    """(verse key, number, text) of each distinct paragraph of a commentary's entries. A range export
+    repeats an entry under every verse it covers; each paragraph is kept where it first appears."""
+    seen: set[str] = set()
+    paragraphs = []
+    for key, entry in entries.items():
+        for number, piece in enumerate(_COMMENTARY_BREAK.split(entry)):
+            text = _osis_to_text(piece)
+            if text and text not in seen:
+                seen.add(text)
+                paragraphs.append((key, number, text))
+    return paragraphs
+
+
+def _load_commentary(name: str, module: str, package: str, max_words: int) -> list[Sentence]:
+    """The sentences of a SWORD commentary, without those that quote a KJV verse whose World English
+    Bible verse is held out (`quotes_held_out_verse`; the rule of `load_kjv`)."""
+    path = cache_dir() / f"commentary-{name}.json"
+    if path.exists():
+        paragraphs = read_json(path)
+    else:
+        paragraphs = commentary_paragraphs(_diatheke_entries(module, package))
+        write_json(path, paragraphs, indent=None)
+    verses = _kjv_verses()
+    held_out = _word_runs(verses[key] for key in _held_out_verse_keys(max_words) if key in verses)
+    items = []
+    for key, number, text in paragraphs:
+        for k, sentence in enumerate(sentences_of(clean(text))):
+            if (
+                acceptable(sentence, max_words)
+                and sentence_like(sentence)
+                and not quotes_held_out_verse(sentence, held_out)
+            ):
+                items.append(Sentence(f"{name}/{key}/{number}/{k}", sentence, name))
+    return items
+
+
+_QUOTE_RUN = 6
+_WORD = re.compile(r"[a-z]+")
+
+
+def _word_runs(verses: Iterable[str]) -> frozenset[tuple[str, ...]]:
+    """Every run of MIN_WORDS to _QUOTE_RUN consecutive words (lowercase letters) of `verses`."""
+    runs = set()
+    for verse in verses:
+        words = _WORD.findall(verse.lower())
+        for size in range(MIN_WORDS, _QUOTE_RUN + 1):
+            runs.update(tuple(words[i : i + size]) for i in range(len(words) - size + 1))
+    return frozenset(runs)
+
+
+def quotes_held_out_verse(sentence: str, held_out: frozenset[tuple[str, ...]]) -> bool:
+    """Whether a sentence shares a run of _QUOTE_RUN words with a held-out verse, or is one whole
+    (commentaries quote verses in part: `They compassed me about also with words of hatred.`)."""
+    words = _WORD.findall(sentence.lower())
+    size = min(len(words), _QUOTE_RUN)
+    return any(tuple(words[i : i + size]) in held_out for i in range(len(words) - size + 1))
+
+
+def load_mhcc(max_words: int = MAX_WORDS) -> list[Sentence]:
+    return _load_commentary("mhcc", "MHCC", "sword-comm-mhcc", max_words)
+
+
+def load_tdavid(max_words: int = MAX_WORDS) -> list[Sentence]:
+    return _load_commentary("tdavid", "TDavid", "sword-comm-tdavid", max_words)
+
+
+def _versioned_dir(pattern: str, package: str) -> Path:
+    """The newest installed folder matching `pattern` (`linux-doc-6.1`, `perl/5.36.0`)."""
+    found = [Path(p) for p in sorted(glob.glob(pattern))]
+    if not found:
+        raise NekoError(f"{pattern} not found; install the Debian package '{package}' (scripts/setup.sh)")
+    return max(found, key=lambda p: [int(n) for n in re.findall(r"\d+", p.as_posix())])
+
+
+def load_linuxdoc(max_words: int = MAX_WORDS) -> list[Sentence]:
+    """The Linux kernel documentation's Sphinx HTML, its translations left out."""
+    root = _versioned_dir(LINUXDOC_GLOB, "linux-doc")
+    items = []
+    for file in sorted(root.rglob("*.html")):
+        page = file.relative_to(root).with_suffix("").as_posix()
+        if page.startswith(("_", "translations/")):
+            continue
+        for number, para in enumerate(sphinx_paragraphs(file.read_text(encoding="utf-8", errors="replace"))):
+            for k, sentence in enumerate(sentences_of(para)):
+                if acceptable(sentence, max_words) and sentence_like(sentence):
+                    items.append(Sentence(f"linuxdoc/{page}/{number}/{k}", sentence, "linuxdoc"))
+    return items
+
+
+_POD_CODE = re.compile(r"[CF]<(?:<+\s.*?\s>+|[^<>]*)>", re.S)
+_POD_LINK = re.compile(r"L<([^<>|]*)\|[^<>]*>")
+_POD_PAGE = re.compile(r"L<[^<>]*>")
+_POD_INDEX = re.compile(r"X<[^<>]*>")
+_POD_FORMAT = re.compile(r"[BIS]<([^<>]*)>")
+_POD_ESCAPES = {"lt": "<", "gt": ">", "verbar": "|", "sol": "/", "quot": '"', "apos": "'"}
+_POD_ESCAPE = re.compile(r"E<(\w+)>")
+# perldiag's message classes: `(W syntax) You assigned ...`
+_POD_DIAGNOSTIC = re.compile(r"^\([A-Z](?: [\w,]+)*\) ")
+
+
+def pod_paragraphs(pod: str) -> list[str]:
+    """The text paragraphs of a POD document. Verbatim (indented) paragraphs, commands and `=begin`
+    blocks are left out; code and file names (`C<>`, `F<>`) and links to pages become a backtick,
+    which `acceptable` rejects, so a sentence with code is left out whole."""
+    paragraphs = []
+    inside_block = False
+    for para in re.split(r"\n[ \t]*\n", pod):
+        if para.startswith("=begin"):
+            inside_block = True
+        elif para.startswith("=end"):
+            inside_block = False
+        if inside_block or not para.strip() or para[0] in " \t=":
+            continue
+        text = _POD_INDEX.sub("", _POD_CODE.sub("`", para))
+        text = _POD_PAGE.sub("`", _POD_LINK.sub(r"\1", text))
+        text = _POD_ESCAPE.sub(lambda m: _POD_ESCAPES.get(m.group(1), m.group(0)), text)
+        for _ in range(3):
+            text = _POD_FORMAT.sub(r"\1", text)
+        paragraphs.append(_POD_DIAGNOSTIC.sub("", clean(text)))
+    return paragraphs
+
+
+def load_perldoc(max_words: int = MAX_WORDS) -> list[Sentence]:
+    root = _versioned_dir(PERLDOC_GLOB, "perl-doc")
+    items = []
+    for file in sorted(root.glob("*.pod")):
+        for number, para in enumerate(pod_paragraphs(file.read_text(encoding="utf-8", errors="replace"))):
+            for k, sentence in enumerate(sentences_of(para)):
+                if acceptable(sentence, max_words) and sentence_like(sentence):
+                    items.append(Sentence(f"perldoc/{file.stem}/{number}/{k}", sentence, "perldoc"))
+    return items
+
+
+_DICT_LABEL = re.compile(r"^(?:\d+\. )?(?:(?:<[^<>]*>|\[[^]]*\]) ?)*")
+_DICT_REFERENCE = re.compile(r"\{\s*([^{}]*?)\s*\}")
+_CROSS_REFERENCE = ("See ", "Compare ")
+
+
+def dictd_paragraphs(text: str, indent: int) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the definition paragraphs of a dictd file: runs of lines indented by
+    exactly `indent` spaces (headwords, pronunciations, verse and examples are indented otherwise),
+    without the leading sense number and labels (`<programming>`, `[common]`) and with the braces
+    of cross-references (`{object}`) removed."""
+    block: list[str] = []
+    start = 0
+    for number, line in enumerate([*text.splitlines(), ""], start=1):
+        if len(line) - len(line.lstrip(" ")) == indent and line.strip():
+            start = start if block else number
+            block.append(line.strip())
+            continue
+        if block:
+            yield start, _DICT_REFERENCE.sub(r"\1", _DICT_LABEL.sub("", " ".join(block)))
+        block = []
+
+
+def _load_dictd(name: str, path: Path, package: str, indent: int, max_words: int) -> list[Sentence]:
+    """The definition sentences of a dictd dictionary; `See ...`/`Compare ...` lists of
+    cross-references are left out."""
+    _need(path, package)
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as handle:
+        text = handle.read()
+    items = []
+    for line, para in dictd_paragraphs(text, indent):
+        for k, sentence in enumerate(sentences_of(clean(para))):
+            if (
+                acceptable(sentence, max_words)
+                and sentence_like(sentence)
+                and not sentence.startswith(_CROSS_REFERENCE)
+            ):
+                items.append(Sentence(f"{name}/{line}/{k}", sentence, name))
+    return items
+
+
+def load_foldoc(max_words: int = MAX_WORDS) -> list[Sentence]:
+    return _load_dictd("foldoc", FOLDOC_DICT, "dict-foldoc", 3, max_words)
+
+
+def load_jargon(max_words: int = MAX_WORDS) -> list[Sentence]:
+    return _load_dictd("jargon", JARGON_DICT, "dict-jargon", 4, max_words)
 
 
 _LOADERS = {
@@ -506,17 +720,27 @@ _LOADERS = {
     "gcide": load_gcide,
     "pydoc": load_pydoc,
     "manpages": load_manpages,
+    "linuxdoc": load_linuxdoc,
+    "mhcc": load_mhcc,
+    "tdavid": load_tdavid,
+    "perldoc": load_perldoc,
+    "foldoc": load_foldoc,
+    "jargon": load_jargon,
 }
 
 
 @cache
-def load_source(name: str) -> tuple[Sentence, ...]:
-    """All sentences of a source, filtered and deduplicated, in a fixed order."""
+def load_source(name: str, max_words: int = MAX_WORDS) -> tuple[Sentence, ...]:
+    """All sentences of a source of up to `max_words` words, filtered and deduplicated, in a fixed
+    order."""
     if name not in _LOADERS:
         raise NekoError(f"unknown text source {name!r}; expected one of {', '.join(SOURCES)}")
-    return tuple(_deduplicate(_LOADERS[name]()))
+    return tuple(_deduplicate(_LOADERS[name](max_words)))
 
 
 def sentences(name: str, split: str, max_words: int = MAX_WORDS) -> list[Sentence]:
-    """The sentences of a source that belong to a split (see `neko.data.splits`)."""
-    return [s for s in load_source(name) if s.split == split and len(s.text.split()) <= max_words]
+    """The sentences of a source that belong to a split (see `neko.data.splits`), of up to `max_words`
+    words. Up to MAX_WORDS they are taken from the MAX_WORDS load, the pool every corpus was built
+    from; a longer limit loads the source again with that limit (language-model text)."""
+    pool = load_source(name) if max_words <= MAX_WORDS else load_source(name, max_words)
+    return [s for s in pool if s.split == split and len(s.text.split()) <= max_words]

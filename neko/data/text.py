@@ -2,7 +2,8 @@
 
 Only sentences of the train split are exported (English, and the Spanish Bible translations of
 train-split verses), so a model pretrained on this text has seen no dev or test reference of any
-task. Fortunes are a test-only (zero-shot) domain and are never exported. The split is a hash of the
+task. Their length is the export's own (`--min-words`, `--max-words`: 4-60 words by default), not the
+corpora's 4-25. Fortunes are a test-only (zero-shot) domain and are never exported. The split is a hash of the
 sentence, so it cannot know the evaluation sets that come from elsewhere (HyPoradise, JFLEG) or a
 sentence that a dev or test file took from another source: every exported line is also checked
 against the references and source sentences of the held-out files (`default_held_out`), compared
@@ -21,14 +22,23 @@ import typer
 
 from neko.data.formats import read_examples
 from neko.data.schema import Example
-from neko.data.sources import corpora_dir, sentences
+from neko.data.sources import MAX_WORDS as SOURCE_MAX_WORDS
+from neko.data.sources import MIN_WORDS, corpora_dir, sentences
 from neko.data.splits import normalize
 from neko.errors import NekoError
 from neko.io import check_writable, write_text
 from neko.resources import CHECKOUT
 
-PRETRAINING_SOURCES = ("captions", "bible", "wordnet", "handbook", "kjv", "gcide", "pydoc", "manpages")
+PRETRAINING_SOURCES = (
+    *("captions", "bible", "wordnet", "handbook", "kjv", "gcide", "pydoc", "manpages"),
+    *("linuxdoc", "mhcc", "tdavid", "perldoc", "foldoc", "jargon"),
+)
 LANGUAGES = ("en", "es")
+MAX_WORDS = 60
+"""Longer than the corpora's sentences (`neko.data.sources.MAX_WORDS`, short enough to speak or
+render as one line): a language model learns from long sentences too, and most KJV verses, GCIDE
+quotations and commentary sentences are longer than 25 words."""
+MAX_WORDS_LIMIT = 200
 
 
 def pretraining_lines(
@@ -36,9 +46,12 @@ def pretraining_lines(
     languages: Sequence[str],
     seed: int = 0,
     held_out: frozenset[str] = frozenset(),
+    min_words: int = MIN_WORDS,
+    max_words: int = MAX_WORDS,
 ) -> list[str]:
-    """Train-split sentences of `sources` in `languages`, deduplicated, without the lines whose
-    normalised text is in `held_out` (see `held_out_keys`), shuffled reproducibly."""
+    """Train-split sentences of `sources` in `languages` of `min_words` to `max_words` English words,
+    deduplicated, without the lines whose normalised text is in `held_out` (see `held_out_keys`),
+    shuffled reproducibly."""
     for source in sources:
         if source not in PRETRAINING_SOURCES:
             raise NekoError(
@@ -47,9 +60,14 @@ def pretraining_lines(
     for language in languages:
         if language not in LANGUAGES:
             raise NekoError(f"language {language!r}: expected some of {', '.join(LANGUAGES)}")
+    if not MIN_WORDS <= min_words <= max_words <= MAX_WORDS_LIMIT:
+        raise NekoError(
+            f"sentence length {min_words}-{max_words} words: expected {MIN_WORDS} <= --min-words "
+            f"<= --max-words <= {MAX_WORDS_LIMIT}"
+        )
     seen = set(held_out)
     lines = []
-    for line in _lines(sources, languages):
+    for line in _lines(sources, languages, min_words, max_words):
         key = normalize(line)
         if key not in seen:
             seen.add(key)
@@ -58,9 +76,11 @@ def pretraining_lines(
     return lines
 
 
-def _lines(sources: Sequence[str], languages: Sequence[str]) -> Iterator[str]:
+def _lines(sources: Sequence[str], languages: Sequence[str], min_words: int, max_words: int) -> Iterator[str]:
     for source in sources:
-        for sentence in sentences(source, "train"):
+        for sentence in sentences(source, "train", max_words):
+            if len(sentence.text.split()) < min_words:
+                continue
             if "en" in languages:
                 yield sentence.text
             if "es" in languages and sentence.translation:
@@ -106,6 +126,16 @@ def text_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
+    min_words: Annotated[
+        int, typer.Option(help=f"Shortest English sentence, in words (at least {MIN_WORDS}).")
+    ] = MIN_WORDS,
+    max_words: Annotated[
+        int,
+        typer.Option(
+            help=f"Longest English sentence, in words (at most {MAX_WORDS_LIMIT}); the corpora's "
+            f"sentences have at most {SOURCE_MAX_WORDS}."
+        ),
+    ] = MAX_WORDS,
 ) -> None:
     """Export clean train-split text for language-model pretraining (`data.text` in a training config)."""
     check_writable(out)
@@ -113,7 +143,9 @@ def text_command(
     if not paths:
         raise NekoError(f"no held-out data files in {CHECKOUT / 'data'}; name them with --held-out")
     keys = held_out_keys(read_held_out(paths))
-    lines = pretraining_lines(source or PRETRAINING_SOURCES, language or LANGUAGES, seed, keys)
+    lines = pretraining_lines(
+        source or PRETRAINING_SOURCES, language or LANGUAGES, seed, keys, min_words, max_words
+    )
     write_text(out, "".join(line + "\n" for line in lines))
     typer.echo(
         f"wrote {len(lines)} lines to {out} (none of the {len(keys)} sentences of {len(paths)} "
