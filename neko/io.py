@@ -126,6 +126,14 @@ def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[I
     _fsync_folder(target.parent)
 
 
+def give_usual_mode(path: str | Path) -> None:
+    """Give a file another library wrote privately (transformers writes its weights 0600) the mode a
+    new file gets (0666 less the umask), so that a model directory is as readable as the rest."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_text(path: str | Path, text: str, compressed: bool | None = None) -> None:
     """Replace `path` with `text` atomically (gzipped when the name ends in `.gz`)."""
     with atomic_write(path, compressed) as handle:

@@ -182,3 +182,17 @@ def test_dev_loss_is_logged_overall_and_per_task(tmp_path):
     assert {"dev_loss", "dev_loss_asr", "dev_loss_ocr", "dev_loss_tec"} == set(line) - {"step"}
     per_task = [line[f"dev_loss_{task}"] for task in ("asr", "ocr", "tec")]
     assert min(per_task) <= line["dev_loss"] <= max(per_task)
+
+
+def test_the_saved_model_stores_tied_weights_once_and_is_readable_like_any_new_file(tmp_path):
+    from safetensors import safe_open
+
+    model_dir = train(load_config(write_config(tmp_path, optim__max_steps=2)))
+    weights = model_dir / "model.safetensors"
+    with safe_open(weights, "pt") as stored:
+        assert "lm_head.weight" not in set(stored.keys())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert weights.stat().st_mode & 0o777 == 0o666 & ~umask
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()

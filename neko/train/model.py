@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from neko.correct.model_dir import ModelInfo, write_model_info
+from neko.io import give_usual_mode
 from neko.moe.assignment import ExpertAssignment
 from neko.tasks import BUILTIN_TASKS, get_task
 from neko.train.config import ArchitectureConfig, TrainConfig
@@ -123,10 +124,16 @@ def save_corrector(
         model = model.merge_and_unload()
     dtype = getattr(torch, config.run.save_dtype)
     state = {k: v.detach().to(dtype) for k, v in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        # The cast copies break the tie that save_pretrained looks for: the output matrix would be
+        # stored again (3M parameters of neko-small); loading ties it back to the embeddings.
+        state.pop("lm_head.weight", None)
     model.config.dtype = config.run.save_dtype
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    for weights in out_dir.glob("*.safetensors"):
+        give_usual_mode(weights)
     write_model_info(out_dir, model_info(config, assignment))
     return out_dir
 
