@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,6 +27,12 @@ from rich.console import Console
 from neko.errors import NekoError
 
 stderr = Console(stderr=True)
+
+ModelOption = Annotated[
+    str | None, typer.Option("--model", "-m", help="a model directory; default: models/neko-tiny")
+]
+"""The model of the commands that load one (the default model when absent)."""
+DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")]
 
 
 def run_app(app: typer.Typer) -> None:

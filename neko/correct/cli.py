@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from neko.cli_support import start_up
+from neko.cli_support import DeviceOption, ModelOption, start_up
 from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.io import check_writable, json_line, write_text
@@ -32,9 +32,7 @@ def correct_command(
             "detected alike); text is one hypothesis per line and needs --task",
         ),
     ] = "-",
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="a model directory; default: models/neko-tiny")
-    ] = None,
+    model: ModelOption = None,
     task: Annotated[
         str | None, typer.Option("--task", "-t", help="the task of every example (needed for text input)")
     ] = None,
@@ -73,9 +71,7 @@ def correct_command(
     max_new_tokens: Annotated[
         int | None, typer.Option("--max-new-tokens", min=1, help="output length limit; default: the model's")
     ] = None,
-    device: Annotated[
-        str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    ] = "auto",
+    device: DeviceOption = "auto",
     engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = DEFAULT_ENGINE,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
@@ -169,9 +165,7 @@ def tune_gate_command(
         list[Path],
         typer.Argument(help="Dev examples with references (any format neko reads); several allowed."),
     ],
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="a model directory; default: models/neko-tiny")
-    ] = None,
+    model: ModelOption = None,
     limit_per_dataset: Annotated[
         int | None, typer.Option("--limit-per-dataset", help="use the first N examples of each dataset")
     ] = None,

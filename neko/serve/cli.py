@@ -6,21 +6,17 @@ from typing import Annotated
 
 import typer
 
-from neko.cli_support import start_up
+from neko.cli_support import DeviceOption, ModelOption, start_up
 from neko.errors import NekoError
 
 GRACEFUL_SHUTDOWN_S = 30
 
 
 def serve_command(
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="a model directory; default: models/neko-tiny")
-    ] = None,
+    model: ModelOption = None,
     host: Annotated[str, typer.Option("--host", help="the address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="the port to listen on")] = 8000,
-    device: Annotated[
-        str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    ] = "auto",
+    device: DeviceOption = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="inputs per forward pass")] = 16,
     max_batch: Annotated[
         int, typer.Option("--max-batch", min=1, help="examples of concurrent requests per model call")
