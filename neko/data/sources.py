@@ -38,7 +38,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -161,6 +161,23 @@ def _need(path: Path, package: str) -> None:
         raise NekoError(f"{path} not found; install the Debian package '{package}' (scripts/setup.sh)")
 
 
+def paragraph_sentences(
+    prefix: str, source: str, paragraph: str, max_words: int, keep: Callable[[str], bool] | None = None
+) -> Iterator[Sentence]:
+    """The acceptable, sentence-like sentences of one paragraph (that `keep` also accepts), with ids
+    PREFIX/K: K counts every sentence of the paragraph, so an id does not move when a filter changes."""
+    for k, sentence in enumerate(sentences_of(paragraph)):
+        if acceptable(sentence, max_words) and sentence_like(sentence) and (keep is None or keep(sentence)):
+            yield Sentence(f"{prefix}/{k}", sentence, source)
+
+
+def page_sentences(prefix: str, source: str, paragraphs: Iterable[str], max_words: int) -> Iterator[Sentence]:
+    """`paragraph_sentences` of each paragraph of a page, with ids PREFIX/PARAGRAPH/K (PARAGRAPH counts
+    every paragraph, an empty one too)."""
+    for number, paragraph in enumerate(paragraphs):
+        yield from paragraph_sentences(f"{prefix}/{number}", source, paragraph, max_words)
+
+
 def load_captions(max_words: int = MAX_WORDS) -> list[Sentence]:
     folder = corpora_dir() / "multi30k"
     files = sorted(folder.glob("*.en.gz"))
@@ -205,11 +222,11 @@ def load_fortunes(max_words: int = MAX_WORDS) -> list[Sentence]:
         if file.suffix or not file.is_file():
             continue
         text = file.read_text(encoding="utf-8", errors="replace")
-        for number, cookie in enumerate(text.split("\n%\n")):
-            body = "\n".join(line for line in cookie.splitlines() if not line.strip().startswith("--"))
-            for k, sentence in enumerate(sentences_of(clean(body))):
-                if acceptable(sentence, max_words) and sentence_like(sentence):
-                    items.append(Sentence(f"fortunes/{file.name}/{number}/{k}", sentence, "fortunes"))
+        bodies = (
+            clean("\n".join(line for line in cookie.splitlines() if not line.strip().startswith("--")))
+            for cookie in text.split("\n%\n")
+        )
+        items += page_sentences(f"fortunes/{file.name}", "fortunes", bodies, max_words)
     return items
 
 
@@ -221,13 +238,11 @@ def load_handbook(max_words: int = MAX_WORDS) -> list[Sentence]:
     _need(HANDBOOK_DIR, "debian-handbook")
     items = []
     for file in sorted(HANDBOOK_DIR.glob("*.html")):
-        for number, para in enumerate(_PARA.findall(file.read_text(encoding="utf-8"))):
-            if "<div" in para or "<code" in para:
-                continue
-            text = clean(html.unescape(_TAG.sub("", para)))
-            for k, sentence in enumerate(sentences_of(text)):
-                if acceptable(sentence, max_words) and sentence_like(sentence):
-                    items.append(Sentence(f"handbook/{file.stem}/{number}/{k}", sentence, "handbook"))
+        paragraphs = (
+            "" if "<div" in para or "<code" in para else clean(html.unescape(_TAG.sub("", para)))
+            for para in _PARA.findall(file.read_text(encoding="utf-8"))
+        )
+        items += page_sentences(f"handbook/{file.stem}", "handbook", paragraphs, max_words)
     return items
 
 
@@ -369,9 +384,7 @@ def load_gcide(max_words: int = MAX_WORDS) -> list[Sentence]:
         text = handle.read()
     items = []
     for line, quotation in gcide_quotations(text):
-        for k, sentence in enumerate(sentences_of(clean(quotation))):
-            if acceptable(sentence, max_words) and sentence_like(sentence):
-                items.append(Sentence(f"gcide/{line}/{k}", sentence, "gcide"))
+        items += paragraph_sentences(f"gcide/{line}", "gcide", clean(quotation), max_words)
     return items
 
 
@@ -396,10 +409,8 @@ def load_pydoc(max_words: int = MAX_WORDS) -> list[Sentence]:
         page = file.relative_to(PYDOC_DIR).with_suffix("").as_posix()
         if page.startswith("_"):
             continue
-        for number, para in enumerate(sphinx_paragraphs(file.read_text(encoding="utf-8"))):
-            for k, sentence in enumerate(sentences_of(para)):
-                if acceptable(sentence, max_words) and sentence_like(sentence):
-                    items.append(Sentence(f"pydoc/{page}/{number}/{k}", sentence, "pydoc"))
+        paragraphs = sphinx_paragraphs(file.read_text(encoding="utf-8"))
+        items += page_sentences(f"pydoc/{page}", "pydoc", paragraphs, max_words)
     return items
 
 
@@ -493,10 +504,7 @@ def load_manpages(max_words: int = MAX_WORDS) -> list[Sentence]:
         if source.startswith(".so "):
             continue
         page = file.name.removesuffix(".gz")
-        for number, para in enumerate(man_description(source)):
-            for k, sentence in enumerate(sentences_of(para)):
-                if acceptable(sentence, max_words) and sentence_like(sentence):
-                    items.append(Sentence(f"manpages/{page}/{number}/{k}", sentence, "manpages"))
+        items += page_sentences(f"manpages/{page}", "manpages", man_description(source), max_words)
     return items
 
 
@@ -553,15 +561,13 @@ def _load_commentary(name: str, module: str, package: str, max_words: int) -> li
         write_json(path, paragraphs, indent=None)
     verses = _kjv_verses()
     held_out = _word_runs(verses[key] for key in _held_out_verse_keys(max_words) if key in verses)
+
+    def keep(sentence: str) -> bool:
+        return not quotes_held_out_verse(sentence, held_out)
+
     items = []
     for key, number, text in paragraphs:
-        for k, sentence in enumerate(sentences_of(clean(text))):
-            if (
-                acceptable(sentence, max_words)
-                and sentence_like(sentence)
-                and not quotes_held_out_verse(sentence, held_out)
-            ):
-                items.append(Sentence(f"{name}/{key}/{number}/{k}", sentence, name))
+        items += paragraph_sentences(f"{name}/{key}/{number}", name, clean(text), max_words, keep)
     return items
 
 
@@ -611,10 +617,8 @@ def load_linuxdoc(max_words: int = MAX_WORDS) -> list[Sentence]:
         page = file.relative_to(root).with_suffix("").as_posix()
         if page.startswith(("_", "translations/")):
             continue
-        for number, para in enumerate(sphinx_paragraphs(file.read_text(encoding="utf-8", errors="replace"))):
-            for k, sentence in enumerate(sentences_of(para)):
-                if acceptable(sentence, max_words) and sentence_like(sentence):
-                    items.append(Sentence(f"linuxdoc/{page}/{number}/{k}", sentence, "linuxdoc"))
+        paragraphs = sphinx_paragraphs(file.read_text(encoding="utf-8", errors="replace"))
+        items += page_sentences(f"linuxdoc/{page}", "linuxdoc", paragraphs, max_words)
     return items
 
 
@@ -655,10 +659,8 @@ def load_perldoc(max_words: int = MAX_WORDS) -> list[Sentence]:
     root = _versioned_dir(PERLDOC_GLOB, "perl-doc")
     items = []
     for file in sorted(root.glob("*.pod")):
-        for number, para in enumerate(pod_paragraphs(file.read_text(encoding="utf-8", errors="replace"))):
-            for k, sentence in enumerate(sentences_of(para)):
-                if acceptable(sentence, max_words) and sentence_like(sentence):
-                    items.append(Sentence(f"perldoc/{file.stem}/{number}/{k}", sentence, "perldoc"))
+        paragraphs = pod_paragraphs(file.read_text(encoding="utf-8", errors="replace"))
+        items += page_sentences(f"perldoc/{file.stem}", "perldoc", paragraphs, max_words)
     return items
 
 
@@ -692,13 +694,9 @@ def _load_dictd(name: str, path: Path, package: str, indent: int, max_words: int
         text = handle.read()
     items = []
     for line, para in dictd_paragraphs(text, indent):
-        for k, sentence in enumerate(sentences_of(clean(para))):
-            if (
-                acceptable(sentence, max_words)
-                and sentence_like(sentence)
-                and not sentence.startswith(_CROSS_REFERENCE)
-            ):
-                items.append(Sentence(f"{name}/{line}/{k}", sentence, name))
+        items += paragraph_sentences(
+            f"{name}/{line}", name, clean(para), max_words, lambda s: not s.startswith(_CROSS_REFERENCE)
+        )
     return items
 
 
