@@ -1,8 +1,11 @@
-"""`neko export --to gguf`: the file read back holds the model's weights, shapes and tokenizer."""
+"""`neko export`: the GGUF file read back holds the model's weights, shapes and tokenizer; the ONNX
+export gives, in ONNX Runtime, the logits transformers gives."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,8 +14,11 @@ from correct_fixtures import make_model_dir
 from typer.testing import CliRunner
 
 from neko.cli import _register_commands, app
+from neko.correct import onnx_export as onnx_export_module
+from neko.correct.generation import left_pad
 from neko.correct.gguf_export import export_gguf, permute_rope
 from neko.correct.model_dir import load_model
+from neko.correct.onnx_export import COPIED, MODEL_FILE, export_onnx
 from neko.errors import NekoError
 
 gguf = pytest.importorskip("gguf")
@@ -83,11 +89,87 @@ def test_permutation_pairs_rotate_half_dimensions():
             assert permuted[h, 2 * i + 1] == h * head_dim + i + head_dim // 2
 
 
-def test_export_command(tmp_path, model_path):
+def invoke_export(*args) -> object:
     if not any(group.name == "data" for group in app.registered_groups):
         _register_commands()  # as `main` does
-    result = CliRunner().invoke(app, ["export", str(model_path), str(tmp_path / "m.gguf")])
+    return CliRunner().invoke(app, ["export", *map(str, args)])
+
+
+def test_export_command(tmp_path, model_path):
+    result = invoke_export(model_path, tmp_path / "m.gguf")
     assert result.exit_code == 0 and (tmp_path / "m.gguf").is_file()
-    result = CliRunner().invoke(app, ["export", str(model_path), str(tmp_path / "m.onnx"), "--to", "onnx"])
-    assert isinstance(result.exception, NekoError) and "unknown export format 'onnx'" in str(result.exception)
-    assert not (tmp_path / "m.onnx").exists()
+    result = invoke_export(model_path, tmp_path / "m.bin", "--to", "safetensors")
+    assert isinstance(result.exception, NekoError)
+    assert "unknown export format 'safetensors'" in str(result.exception)
+    assert not (tmp_path / "m.bin").exists()
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["mixtral", "mistral"])
+def onnx_export(request, tmp_path_factory):
+    """A tiny model directory and its ONNX export, written by `neko export --to onnx`."""
+    pytest.importorskip("onnxscript")
+    root = tmp_path_factory.mktemp("onnx")
+    model_dir = make_model_dir(root / "model", dense=request.param)
+    result = invoke_export(model_dir, root / "export", "--to", "onnx")
+    assert result.exit_code == 0, result.output
+    return model_dir, root / "export"
+
+
+def test_onnx_runtime_gives_the_logits_of_transformers(onnx_export):
+    """On left-padded batches of rows of different lengths (and other batch sizes and widths than
+    the export traced), at every real position."""
+    ort = pytest.importorskip("onnxruntime")
+    model_dir, export = onnx_export
+    assert sorted(p.name for p in export.iterdir()) == sorted([MODEL_FILE, *COPIED])
+    assert (export / "neko.json").read_bytes() == (model_dir / "neko.json").read_bytes()
+    session = ort.InferenceSession(str(export / MODEL_FILE), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    model = load_model(model_dir, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    vocab = model.config.vocab_size
+    for lengths in ([9, 3, 14, 1], [1], [25, 25, 7]):
+        rows = [torch.randint(1, vocab, (n,), generator=generator).tolist() for n in lengths]
+        input_ids, attention_mask, position_ids = left_pad(rows, 0, torch.device("cpu"))
+        with torch.inference_mode():
+            expected = model(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+            ).logits.numpy()
+        (logits,) = session.run(
+            ["logits"], {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        )
+        real = attention_mask.numpy().astype(bool)
+        assert logits.shape == expected.shape and logits.dtype == np.float32
+        np.testing.assert_allclose(logits[real], expected[real], atol=1e-4, rtol=1e-4)
+
+
+def test_onnx_export_writes_over_an_earlier_export_and_nothing_else(tmp_path, onnx_export, monkeypatch):
+    model_dir, export = onnx_export
+    earlier = shutil.copytree(export, tmp_path / "earlier")
+    monkeypatch.setattr(
+        onnx_export_module, "_export_graph", lambda path, destination: destination.write_text("new")
+    )
+    assert export_onnx(model_dir, earlier) == earlier / MODEL_FILE
+    assert (earlier / MODEL_FILE).read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier"]  # no staging folder left
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(NekoError, match=r"holds notes.txt, which is not part of an ONNX export"):
+        export_onnx(model_dir, mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    with pytest.raises(NekoError, match="is a file"):
+        export_onnx(model_dir, mine / "notes.txt")
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_onnx_export_names_the_extra_when_a_package_is_missing(tmp_path, monkeypatch, model_path):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxscript" else real_find_spec(name, *a),
+    )
+    result = invoke_export(model_path, tmp_path / "out", "--to", "onnx")
+    assert isinstance(result.exception, NekoError)
+    assert "onnxscript" in str(result.exception) and "neko[onnx]" in str(result.exception)
+    assert not (tmp_path / "out").exists()

@@ -10,22 +10,34 @@ import typer
 from neko.cli_support import start_up
 from neko.errors import NekoError
 
-FORMATS = ("gguf",)
+FORMATS = ("gguf", "onnx")
 
 
 def export_command(
     model: Annotated[str, typer.Argument(help="a model directory, or 'default' for models/neko-tiny")],
-    out: Annotated[Path, typer.Argument(help="the file to write")],
-    to: Annotated[str, typer.Option("--to", help="gguf (llama.cpp and the engines built on it)")] = "gguf",
+    out: Annotated[Path, typer.Argument(help="the file (gguf) or folder (onnx) to write")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help="gguf (llama.cpp and the engines built on it) or onnx (ONNX Runtime; the onnx extra)"
+        ),
+    ] = "gguf",
 ) -> None:
-    """Export MODEL to OUT: a GGUF file that llama.cpp runs (float32; quantise it with llama-quantize)."""
+    """Export MODEL to OUT: a GGUF file that llama.cpp runs (float32; quantise it with llama-quantize),
+    or a folder with model.onnx and the tokenizer, which ONNX Runtime runs without torch."""
     if to not in FORMATS:
         raise NekoError(f"unknown export format {to!r}; expected one of {', '.join(FORMATS)}")
+    source = None if model == "default" else model
     with start_up():
         from transformers.utils import logging as transformers_logging
 
-        from neko.correct.gguf_export import export_gguf
-
         transformers_logging.disable_progress_bar()
-        written = export_gguf(None if model == "default" else model, out)
+        if to == "gguf":
+            from neko.correct.gguf_export import export_gguf
+
+            written = export_gguf(source, out)
+        else:
+            from neko.correct.onnx_export import export_onnx
+
+            written = export_onnx(source, out)
     typer.echo(f"wrote {written} ({written.stat().st_size / 2**20:.1f} MiB)", err=True)
