@@ -13,7 +13,9 @@
 # PRETRAIN_STEPS / FINETUNE_STEPS cap the two runs: by default 400 x 32,768 tokens (0.9 epochs of the
 # text) and 1,500 x 16,384 (about 2 epochs of the mixture), some 6 minutes of training at 120k
 # tokens/s, a guess from the 19.2M benchmark Mixtral's H200 speed (163k-193k; this size was not
-# measured there). PYTHON / NEKO: the interpreter and the neko command (python3, $PYTHON -m neko.cli).
+# measured there). TRAIN_ARGS: more `--set KEY=VALUE` for both runs (a CPU smoke test: `--set
+# run.bf16=false --set optim.tokens_per_batch=4096`). PYTHON / NEKO: the interpreter and the neko
+# command (python3, $PYTHON -m neko.cli).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:?set OUT to the folder whose files come back}
@@ -29,19 +31,22 @@ logs=$(mktemp -d)
 trap 'tar czf "$out/logs.tar.gz" -C "$logs" .; ls -la "$out"' EXIT
 "$python" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee "$logs/versions.txt"
 if [ ! -f data/text/pretrain.txt.gz ]; then
-  "$python" -c "import gzip, lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), gzip.open(sys.argv[2], 'wb', compresslevel=1))" \
-    data/text/pretrain.txt.xz data/text/pretrain.txt.gz || exit 1
+  "$python" - data/text/pretrain.txt.xz data/text/pretrain.txt.gz <<'PY' || exit 1
+import gzip, lzma, shutil, sys
+with lzma.open(sys.argv[1]) as source, gzip.open(sys.argv[2], "wb", compresslevel=1) as target:
+    shutil.copyfileobj(source, target)
+PY
 fi
 pack() {  # the model folder $1 as $out/NAME.tar.part-*
   [ -d "$1" ] && tar c -C "$(dirname "$1")" "$(basename "$1")" | split -b 15M - "$out/$2.tar.part-"
 }
 $neko train configs/neko-small-pretrain.yaml --set optim.max_steps="${PRETRAIN_STEPS:-400}" \
-  --set run.save_every=100000 > "$logs/pretrain.log" 2>&1
+  --set run.save_every=100000 ${TRAIN_ARGS:-} > "$logs/pretrain.log" 2>&1
 tail -3 "$logs/pretrain.log"
 cp runs/neko-small-pretrain/metrics.jsonl "$logs/pretrain-metrics.jsonl" 2>/dev/null
 [ -f runs/neko-small-pretrain/model/config.json ] || { echo "pretraining left no model"; exit 1; }
 $neko train configs/neko-small.yaml --set optim.max_steps="${FINETUNE_STEPS:-1500}" \
-  --set run.save_every=100000 > "$logs/finetune.log" 2>&1
+  --set run.save_every=100000 ${TRAIN_ARGS:-} > "$logs/finetune.log" 2>&1
 tail -3 "$logs/finetune.log"
 cp runs/neko-small/metrics.jsonl "$logs/finetune-metrics.jsonl" 2>/dev/null
 rm -rf runs/neko-small/neko-small && cp -r runs/neko-small/model runs/neko-small/neko-small 2>/dev/null \
