@@ -47,3 +47,14 @@ def test_no_dev_or_test_reference_in_any_training_file(held_out_file: Path):
     held_out = references(held_out_file)
     leaks = {str(t.relative_to(DATA)): len(held_out & references(t)) for t in TRAINING_FILES}
     assert {name: n for name, n in leaks.items() if n} == {}
+
+
+FAITHFUL_TRANSLATION_FILES = sorted({*DATA.glob("st/handbook-*.jsonl.gz"), *DATA.glob("mt/*.jsonl.gz")})
+
+
+@pytest.mark.skipif(not FAITHFUL_TRANSLATION_FILES, reason="no committed handbook translation files")
+@pytest.mark.parametrize("path", FAITHFUL_TRANSLATION_FILES, ids=lambda p: str(p.relative_to(DATA)))
+def test_each_handbook_translation_pair_appears_once_in_its_split(path: Path):
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        keys = [normalize(json.loads(line)["reference"]) for line in lines]
+    assert len(keys) == len(set(keys))
