@@ -126,12 +126,13 @@ def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[I
     _fsync_folder(target.parent)
 
 
-def give_usual_mode(path: str | Path) -> None:
-    """Give a file another library wrote privately (transformers writes its weights 0600) the mode a
+def give_usual_mode(*paths: str | Path) -> None:
+    """Give files another library wrote privately (transformers writes its weights 0600) the mode a
     new file gets (0666 less the umask), so that a model directory is as readable as the rest."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    for path in paths:
+        os.chmod(path, 0o666 & ~umask)
 
 
 def write_text(path: str | Path, text: str, compressed: bool | None = None) -> None:

@@ -4,6 +4,7 @@ picked, checkpoints (neko.json included) written whole, and a grown model trains
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -168,6 +169,9 @@ def test_a_checkpoint_grows_into_a_new_folder_with_its_tokenizer_and_model_info(
     assert grown.config.num_local_experts == 5
     stored = load_file(out / "model.safetensors")  # in the dtype the source is stored in
     assert {tensor.dtype for tensor in stored.values()} == {torch.float16}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     source_model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float16)
     expected = grow_experts(source_model, [2], noise_std=0.001, seed=3).float()
     assert torch.equal(logits(grown, tokens()), logits(expected, tokens()))

@@ -51,7 +51,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, Pre
 
 from neko.errors import NekoError
 from neko.io import read_json, write_json
-from neko.moe.upcycle import copy_tokenizer
+from neko.moe.upcycle import copy_tokenizer, save_model
 
 ROUTER_INITS = ("mean", "copy")
 """How a new expert's router row starts (see the module docstring)."""
@@ -121,7 +121,7 @@ def grow_checkpoint(
     model = _load(src)
     grow_experts(model, copies, noise_std, seed, router)
     with _folder_written_whole(out) as folder:
-        model.save_pretrained(folder)
+        save_model(model, folder)
         copy_tokenizer(src, folder)
         if info is not None:
             write_json(folder / MODEL_INFO, info)

@@ -36,6 +36,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from neko.errors import NekoError
+from neko.io import give_usual_mode
 
 # Fields every supported dense config shares with its MoE counterpart, copied when present.
 _SHARED_FIELDS = (
@@ -174,9 +175,18 @@ def upcycle_checkpoint(
     dense = AutoModelForCausalLM.from_pretrained(src, dtype="auto", use_safetensors=True)
     moe = upcycle(dense, num_experts, num_experts_per_tok, noise_std, router_init_std, seed)
     dst.mkdir(parents=True, exist_ok=True)
-    moe.save_pretrained(dst)
+    save_model(moe, dst)
     copy_tokenizer(src, dst)
     return dst
+
+
+def save_model(
+    model: PreTrainedModel, folder: Path, state_dict: dict[str, torch.Tensor] | None = None
+) -> None:
+    """`model.save_pretrained` into `folder` as safetensors, the weights given the mode a new file gets
+    (transformers writes them 0600)."""
+    model.save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
+    give_usual_mode(*folder.glob("*.safetensors"))
 
 
 def copy_tokenizer(src: Path, dst: Path) -> None:

@@ -20,8 +20,8 @@ from transformers import (
 )
 
 from neko.correct.model_dir import ModelInfo, write_model_info
-from neko.io import give_usual_mode
 from neko.moe.assignment import ExpertAssignment
+from neko.moe.upcycle import save_model, upcycle
 from neko.tasks import BUILTIN_TASKS, get_task
 from neko.train.config import ArchitectureConfig, TrainConfig
 from neko.train.tokenizer import add_markers, train_tokenizer
@@ -46,8 +46,6 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreT
     elif source == "pretrained":
         model = AutoModelForCausalLM.from_pretrained(config.model.path, dtype=torch.float32)
     else:
-        from neko.moe.upcycle import upcycle
-
         dense = AutoModelForCausalLM.from_pretrained(config.model.path, dtype=torch.float32)
         model = upcycle(dense, num_experts=config.model.upcycle_experts, seed=config.run.seed)
     if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
@@ -130,10 +128,8 @@ def save_corrector(
         state.pop("lm_head.weight", None)
     model.config.dtype = config.run.save_dtype
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
+    save_model(model, out_dir, state)
     tokenizer.save_pretrained(out_dir)
-    for weights in out_dir.glob("*.safetensors"):
-        give_usual_mode(weights)
     write_model_info(out_dir, model_info(config, assignment))
     return out_dir
 
