@@ -37,8 +37,9 @@ with lzma.open(sys.argv[1]) as source, gzip.open(sys.argv[2], "wb", compressleve
     shutil.copyfileobj(source, target)
 PY
 fi
-pack() {  # the model folder $1 as $out/NAME.tar.part-*
-  [ -d "$1" ] && tar c -C "$(dirname "$1")" "$(basename "$1")" | split -b 15M - "$out/$2.tar.part-"
+pack() {  # the model folder $1 as $out/$2.tar.part-*, unpacking to a folder named $2
+  [ -d "$1" ] && tar c -C "$(dirname "$1")" --transform "s,^$(basename "$1"),$2," "$(basename "$1")" \
+    | split -b 15M - "$out/$2.tar.part-"
 }
 $neko train configs/neko-small-pretrain.yaml --set optim.max_steps="${PRETRAIN_STEPS:-400}" \
   --set run.save_every=100000 ${TRAIN_ARGS:-} > "$logs/pretrain.log" 2>&1
@@ -49,5 +50,4 @@ $neko train configs/neko-small.yaml --set optim.max_steps="${FINETUNE_STEPS:-150
   --set run.save_every=100000 ${TRAIN_ARGS:-} > "$logs/finetune.log" 2>&1
 tail -3 "$logs/finetune.log"
 cp runs/neko-small/metrics.jsonl "$logs/finetune-metrics.jsonl" 2>/dev/null
-rm -rf runs/neko-small/neko-small && cp -r runs/neko-small/model runs/neko-small/neko-small 2>/dev/null \
-  && pack runs/neko-small/neko-small neko-small
+pack runs/neko-small/model neko-small
