@@ -41,8 +41,11 @@ class Checkpoints:
         the run's identity) for `step`; every process calls it, the main one renames and rotates."""
         final = self.directory / f"{PREFIX}{step:08d}"
         temporary = self.directory / f".tmp-{PREFIX}{step:08d}"
-        if accelerator.is_main_process and temporary.exists():
-            shutil.rmtree(temporary)
+        if accelerator.is_main_process:
+            shutil.rmtree(temporary, ignore_errors=True)
+            # made here, before the others write their random states into it: accelerate's
+            # `save_state` creates it on the main process only, which may come late
+            temporary.mkdir(parents=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(temporary))
         if accelerator.is_main_process:
