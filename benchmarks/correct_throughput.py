@@ -1,12 +1,14 @@
 """Correction throughput of each engine, against transformers' `generate`, in one run on the same inputs.
 
-For each data file: the first `--examples` test examples, corrected by each engine of
-`neko.correct.engines.ENGINES` (greedy, batches of `--batch-size` formed by prompt length), after
-one warm-up batch. Reports examples/s, seconds per batch, the latency of one-example calls, how many
-outputs are identical to the reference's (`transformers`), and the task's metric of the corrections.
+For each data file: the first `--examples` test examples, corrected by each engine (`transformers`,
+`copy`, and `onnx` when the model directory has `model.onnx`; greedy, batches of `--batch-size`
+formed by prompt length, correction gate on), after one warm-up batch. Reports examples/s, seconds
+per batch, the latency of one-example calls, how many outputs are identical to the reference's
+(`transformers`), and the task's metric of the corrections.
 `--hf-lookup` adds transformers' own prompt lookup (`prompt_lookup_num_tokens`), which only runs
-one sequence at a time. `--gate-cost` instead times the default engine with the correction gate on
-and off: what the gate's scoring passes add to generation.
+one sequence at a time. `--gate-cost` instead times the copy engine with the correction gate on
+and off: what the gate's scoring passes add to generation. The time to start (imports, loading) is
+`benchmarks/startup.py`'s.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/correct_throughput.py
     .venv/bin/python benchmarks/correct_throughput.py --examples 64 --batch-size 16 --threads 1 --hf-lookup
@@ -19,18 +21,19 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers.utils import logging as transformers_logging
 
 from neko.correct import Corrector
-from neko.correct.decoding import DRAFT_TOKENS
-from neko.correct.engines import DEFAULT_ENGINE, ENGINES
+from neko.correct.drafts import DRAFT_TOKENS
 from neko.correct.prompts import decode
 from neko.data.formats import read_examples
 from neko.evaluate.metrics import Scorer
 
 REFERENCE = "transformers"
+TORCH_ENGINES = ("transformers", "copy")
 DATA = ("data/asr/test.jsonl.gz", "data/tec/test.jsonl.gz")
 
 
@@ -54,7 +57,8 @@ def correct_all(
     gate: bool = True,
 ) -> Run:
     """The best of `repeats` timed runs (the least disturbed by other work on the machine)."""
-    corrector.engine = engine
+    if engine in TORCH_ENGINES:
+        corrector.engine = engine
     corrector.correct(examples[:batch_size], batch_size=batch_size, gate=gate)  # warm-up
     seconds = float("inf")
     for _ in range(repeats):
@@ -101,13 +105,13 @@ def hf_prompt_lookup(corrector: Corrector, examples, draft_tokens: int) -> Run:
 
 
 def print_gate_cost(corrector: Corrector, path: str, examples, args: argparse.Namespace) -> None:
-    """Examples/s of the default engine with the gate on and off, and their time ratio."""
+    """Examples/s of the copy engine with the gate on and off, and their time ratio."""
     on, off = (
-        correct_all(corrector, DEFAULT_ENGINE, examples, args.batch_size, 0, args.repeats, gate=gate)
+        correct_all(corrector, "copy", examples, args.batch_size, 0, args.repeats, gate=gate)
         for gate in (True, False)
     )
     print(
-        f"\n{path}: {len(examples)} examples, {DEFAULT_ENGINE} engine: gate on "
+        f"\n{path}: {len(examples)} examples, copy engine: gate on "
         f"{len(examples) / on.seconds:.1f} ex/s ({on.seconds:.2f} s), gate off "
         f"{len(examples) / off.seconds:.1f} ex/s ({off.seconds:.2f} s), "
         f"on/off time {on.seconds / off.seconds:.2f}"
@@ -124,7 +128,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per engine; the best counts")
     parser.add_argument("--latency-calls", type=int, default=10, help="one-example calls timed per engine")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads; default: torch's")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch and ONNX Runtime threads; default: theirs"
+    )
     parser.add_argument("--hf-lookup", action="store_true", help="also time transformers' prompt lookup")
     parser.add_argument(
         "--gate-cost", action="store_true", help="instead time the default engine with the gate on and off"
@@ -133,7 +139,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     transformers_logging.disable_progress_bar()
-    corrector = Corrector.from_pretrained(args.model, device="cpu")
+    corrector = Corrector.from_pretrained(args.model, device="cpu", engine="copy")
+    correctors = dict.fromkeys(TORCH_ENGINES, corrector)
+    if (Path(corrector.name) / "model.onnx").is_file():
+        correctors["onnx"] = Corrector.from_pretrained(args.model, engine="onnx", threads=args.threads)
     scorer = Scorer(errant=False)
     print(
         f"model {corrector.name}; {torch.get_num_threads()} threads; batch {args.batch_size}; "
@@ -146,8 +155,8 @@ def main() -> None:
             continue
         metric = scorer.headline(examples[0].task)
         runs = [
-            correct_all(corrector, e, examples, args.batch_size, args.latency_calls, args.repeats)
-            for e in ENGINES
+            correct_all(correctors[e], e, examples, args.batch_size, args.latency_calls, args.repeats)
+            for e in correctors
         ]
         if args.hf_lookup:
             runs.append(hf_prompt_lookup(corrector, examples, DRAFT_TOKENS))

@@ -1,5 +1,8 @@
 """Start-up time of a one-line `neko correct`, against the imports it cannot avoid, in one run.
 
+The one-liner runs as a user types it (`--engine auto`: the onnx engine, no torch, when the model
+has `model.onnx`) and on the torch `copy` engine, whose floor is importing torch and transformers.
+
 Each command runs `--runs` times in a fresh interpreter from this checkout (its `neko` first on the
 path), its wall time measured from here; min and median are printed (the machine may be shared, so
 the min is the least disturbed). The floors show what torch and transformers cost by themselves,
@@ -33,6 +36,7 @@ COMMANDS = {
     "import torch, collector off, frozen": ["-c", AS_NEKO.format("import torch")],
     "neko --help": ["-m", "neko.cli", "--help"],
     'echo "the cat sad on the mat" | neko correct - --task asr': ONE_LINER,
+    "the same, --engine copy (torch)": [*ONE_LINER, "--engine", "copy"],
 }
 
 

@@ -7,6 +7,7 @@ junk: exactly what the safety valve is for. `script_outputs` makes it write chos
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from transformers import (
 
 from neko.correct.gate import GateRule
 from neko.correct.model_dir import ModelInfo, write_model_info
+from neko.data.schema import Example
 from neko.moe import ExpertAssignment
 from neko.tasks import END_MARKER, special_tokens
 
@@ -168,3 +170,19 @@ def script_outputs(model: torch.nn.Module, token_ids: Sequence[int]) -> Callable
         model.get_output_embeddings().register_forward_hook(on_logits),
     ]
     return lambda: [handle.remove() for handle in handles]
+
+
+def random_inputs(count: int, seed: int) -> list[Example]:
+    """N-best lists of word-level edits of the fixture sentences, of varied lengths and sizes."""
+    rng = random.Random(seed)
+    words = " ".join(SENTENCES).split()
+    examples = []
+    for i in range(count):
+        best = rng.choice(SENTENCES).split()[: rng.randint(2, 9)]
+        nbest = [" ".join(best)]
+        for _ in range(rng.randint(0, 3)):
+            edited = list(best)
+            edited[rng.randrange(len(edited))] = rng.choice(words)
+            nbest.append(" ".join(edited))
+        examples.append(Example(str(i), rng.choice(["asr", "ocr", "tec"]), nbest))
+    return examples

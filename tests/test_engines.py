@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 import torch
-from correct_fixtures import SENTENCES, make_model_dir, script_outputs
+from correct_fixtures import make_model_dir, random_inputs, script_outputs
 
 from neko.correct import Corrector, decoding
-from neko.correct.decoding import DRAFT_TOKENS, PromptLookup, copy_generate, copy_sources, generate
+from neko.correct.decoding import copy_generate
+from neko.correct.drafts import DRAFT_TOKENS, PromptLookup, copy_sources
+from neko.correct.generation import generate
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.progress import progress_bar
@@ -23,22 +24,6 @@ def corrector(tmp_path_factory):
     corrector = Corrector.from_pretrained(path, device="cpu", dtype=torch.float64)
     corrector.model.set_experts_implementation("eager")  # grouped_mm has no float64
     return corrector
-
-
-def random_inputs(count: int, seed: int) -> list[Example]:
-    """N-best lists of word-level edits of the fixture sentences, of varied lengths and sizes."""
-    rng = random.Random(seed)
-    words = " ".join(SENTENCES).split()
-    examples = []
-    for i in range(count):
-        best = rng.choice(SENTENCES).split()[: rng.randint(2, 9)]
-        nbest = [" ".join(best)]
-        for _ in range(rng.randint(0, 3)):
-            edited = list(best)
-            edited[rng.randrange(len(edited))] = rng.choice(words)
-            nbest.append(" ".join(edited))
-        examples.append(Example(str(i), rng.choice(["asr", "ocr", "tec"]), nbest))
-    return examples
 
 
 def end_early(model: torch.nn.Module, eos_id: int):
@@ -105,7 +90,7 @@ def test_length_limit_and_unfinished_rows_match(corrector):
     examples = random_inputs(8, seed=7)
     prompts = [item.prompt.ids for item in corrector._prepare(examples, None, None)]
     common = dict(pad_id=corrector.pad_id, eos_id=corrector.eos_id, max_new_tokens=5)
-    reference = generate(corrector.model, prompts, engine="transformers", **common)
+    reference = generate(corrector.model, prompts, **common)
     copied = copy_generate(corrector.model, prompts, separators=corrector._separators, **common)
     assert copied == reference
     assert all(len(g.ids) <= 5 for g in copied)
@@ -117,12 +102,15 @@ def test_prompt_lookup_drafts_the_hypothesis_that_continues():
     lookup = PromptLookup(sources)
     assert lookup.draft([], 8) == [1, 2, 3, 0]  # the start of the best hypothesis
     assert lookup.draft([1, 4], 8) == [5, 0]  # the hypothesis whose tokens the output follows
-    assert lookup.draft([7, 8, 7], 8) == [8, 7]  # nothing in the sources: the output's own loop
+    assert lookup.draft([7, 8, 7], 5) == [8, 7, 8, 7, 8]  # nothing in the sources: the output's loop
+    assert lookup.draft([7, 8, 9, 8, 9], 3) == [8, 9, 8]
     assert lookup.draft([7], 8) == [] and lookup.draft([1], 0) == []
 
 
 def test_unknown_engine_is_one_line(tmp_path):
-    with pytest.raises(NekoError, match="unknown engine 'fast'; expected one of copy, transformers"):
+    with pytest.raises(
+        NekoError, match="unknown engine 'fast'; expected one of auto, copy, transformers, onnx"
+    ):
         Corrector.from_pretrained(make_model_dir(tmp_path / "m"), device="cpu", engine="fast")
 
 

@@ -17,8 +17,8 @@ from neko.cli import _register_commands, app
 from neko.correct import onnx_export as onnx_export_module
 from neko.correct.generation import left_pad
 from neko.correct.gguf_export import export_gguf, permute_rope
-from neko.correct.model_dir import load_model
 from neko.correct.onnx_export import COPIED, MODEL_FILE, export_onnx
+from neko.correct.torch_lm import load_model
 from neko.errors import NekoError
 
 gguf = pytest.importorskip("gguf")
@@ -117,13 +117,13 @@ def onnx_export(request, tmp_path_factory):
 
 def test_onnx_runtime_gives_the_logits_of_transformers(onnx_export):
     """On left-padded batches of rows of different lengths (and other batch sizes and widths than
-    the export traced), at every real position."""
+    the export traced), at the positions each row asks for."""
     ort = pytest.importorskip("onnxruntime")
     model_dir, export = onnx_export
     assert sorted(p.name for p in export.iterdir()) == sorted([MODEL_FILE, *COPIED])
     assert (export / "neko.json").read_bytes() == (model_dir / "neko.json").read_bytes()
     session = ort.InferenceSession(str(export / MODEL_FILE), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask", "logit_index"]
     model = load_model(model_dir, torch.device("cpu"))
     generator = torch.Generator().manual_seed(0)
     vocab = model.config.vocab_size
@@ -134,12 +134,19 @@ def test_onnx_runtime_gives_the_logits_of_transformers(onnx_export):
             expected = model(
                 input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
             ).logits.numpy()
-        (logits,) = session.run(
-            ["logits"], {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        width = input_ids.shape[1]
+        # every real position of each row, its first one repeated to fill the shorter rows
+        index = np.array([[max(width - n, p) for p in range(width)] for n in lengths], dtype=np.int64)
+        feed = {
+            "input_ids": input_ids.numpy(),
+            "attention_mask": attention_mask.numpy(),
+            "logit_index": index,
+        }
+        (logits,) = session.run(["logits"], feed)
+        assert logits.shape == (len(rows), width, vocab) and logits.dtype == np.float32
+        np.testing.assert_allclose(
+            logits, np.take_along_axis(expected, index[..., None], axis=1), atol=1e-4, rtol=1e-4
         )
-        real = attention_mask.numpy().astype(bool)
-        assert logits.shape == expected.shape and logits.dtype == np.float32
-        np.testing.assert_allclose(logits[real], expected[real], atol=1e-4, rtol=1e-4)
 
 
 def test_onnx_export_writes_over_an_earlier_export_and_nothing_else(tmp_path, onnx_export, monkeypatch):

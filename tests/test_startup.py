@@ -87,6 +87,28 @@ def test_a_one_line_correction_imports_only_what_it_uses_and_freezes_what_it_loa
     assert state["frozen"] > 100_000  # torch and transformers: left out of later collections
 
 
+def test_a_one_line_correction_of_a_model_with_an_onnx_export_imports_no_torch(tmp_path):
+    """`--engine auto` takes the onnx engine for a few inputs: neither torch nor transformers loads."""
+    pytest.importorskip("onnxscript")
+    from neko.correct.onnx_export import export_onnx
+
+    model_dir = make_model_dir(tmp_path / "m", open_gate=True)
+    export_onnx(model_dir, model_dir)
+    code = (
+        "import json, sys\n"
+        "from neko.cli import main\n"
+        f"sys.argv = ['neko', 'correct', '-', '--task', 'asr', '--model', {str(model_dir)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)))\n"
+    )
+    correction, loaded = run_python(code, "the cat sad on the mat\n").splitlines()
+    assert json.loads(correction)["id"] == "stdin-1"
+    assert json.loads(loaded) == []
+
+
 @pytest.mark.parametrize("command", ["eval", "tune-gate", "export", "grow-experts"])
 def test_each_command_that_loads_a_model_freezes_what_it_loaded(tmp_path, model_path, command):
     args = {

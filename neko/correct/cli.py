@@ -17,7 +17,7 @@ from neko.io import check_writable, json_line, write_text
 
 if TYPE_CHECKING:
     from neko.correct.corrector import Correction
-from neko.correct.engines import DEFAULT_ENGINE, ENGINE_HELP
+from neko.correct.engines import DEFAULT_ENGINE, ENGINE_HELP, check_engine, pick_engine
 from neko.progress import QUIET_HELP, progress_bar
 
 OUTPUT_FORMATS = ("jsonl", "text")
@@ -78,15 +78,8 @@ def correct_command(
     """Correct the hypotheses of INPUT; print how many kept the 1-best (or the rerank), and why, on
     standard error."""
     with start_up():
-        from transformers.utils import logging as transformers_logging
-
         from neko.correct.corrector import Corrector
-        from neko.correct.model_dir import (
-            check_model_files,
-            read_model_info,
-            resolve_device,
-            resolve_model_dir,
-        )
+        from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
         from neko.data.formats import read_data
 
     if output_format not in OUTPUT_FORMATS:
@@ -96,13 +89,21 @@ def correct_command(
     to_file = out not in (None, "-")
     if to_file:
         check_writable(out)
-    resolve_device(device)
+    check_engine(engine)
     model_dir = resolve_model_dir(model)
-    check_model_files(model_dir)
+    check_model_files(model_dir, onnx=True)  # the weights a torch engine needs are checked on loading
     read_model_info(model_dir)  # registers the model's custom tasks before the input names them
     data = read_data(input, format=format, task=task)
     examples = data.examples
-    transformers_logging.disable_progress_bar()
+    # beam search runs on transformers: `auto` may take the onnx engine for greedy decoding only
+    engine = pick_engine(engine, model_dir, len(examples) if beams == 1 else None, device)
+    if engine != "onnx":
+        with start_up():
+            from transformers.utils import logging as transformers_logging
+
+            from neko.correct.torch_lm import resolve_device
+        resolve_device(device)
+        transformers_logging.disable_progress_bar()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         with start_up():

@@ -22,29 +22,23 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from neko.correct.decoding import generate
-from neko.correct.engines import DEFAULT_ENGINE, check_engine
+from neko.correct.engines import DEFAULT_ENGINE, check_engine, pick_engine
 from neko.correct.gate import Evidence, GateRule, choose, supported
-from neko.correct.generation import PromptScores, collect_routing, length_batches, score_after_prompts
-from neko.correct.model_dir import (
-    ModelInfo,
-    check_model_files,
-    load_model,
-    load_tokenizer,
-    read_model_info,
-    resolve_device,
-    resolve_model_dir,
-)
+from neko.correct.lm import LanguageModel, PromptScores, length_batches
+from neko.correct.model_dir import ModelInfo, check_model_files, read_model_info, resolve_model_dir
 from neko.correct.prompts import Prompt, build_prompt, decode, encode
 from neko.correct.safety import SafetyValve
+from neko.correct.tokenizer import load_tokenizer
 from neko.data.schema import Example
 from neko.errors import NekoError
-from neko.moe import RoutingStats, apply_task_guidance
-from neko.moe.routing import find_routers
 from neko.tasks import END_MARKER, Task, get_task
+
+if TYPE_CHECKING:
+    import torch
+
+    from neko.moe import RoutingStats
 
 Inputs = Sequence[Example | Sequence[str] | str]
 """What the methods accept: Examples, N-best lists (best first), or single hypotheses."""
@@ -80,27 +74,36 @@ class _Item:
 
 
 class Corrector:
-    """A correction model with its tokenizer and `neko.json` settings (`ModelInfo`); `engine` (one of
-    `neko.correct.engines.ENGINES`) writes its outputs."""
+    """A correction model with its tokenizer and `neko.json` settings (`ModelInfo`). `model` is a
+    transformers causal LM, run by the torch engine `engine` (one of `neko.correct.engines.ENGINES`;
+    `auto`: copy), or a `neko.correct.lm.LanguageModel` that is its own engine (e.g. the onnx engine's
+    `OnnxLM`); the tokenizer is transformers' fast one or `neko.correct.tokenizer.Tokenizer`."""
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | LanguageModel,
         tokenizer,
         info: ModelInfo,
         name: str = "the model",
         engine: str = DEFAULT_ENGINE,
     ) -> None:
-        self.model = model.eval()
         self.tokenizer = tokenizer
         self.info = info
         self.name = name
         self.eos_id = tokenizer.convert_tokens_to_ids(END_MARKER)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
-        if info.routing_strategy is not None and not hasattr(model, "neko_guidance"):
-            apply_task_guidance(model, info.assignment, info.routing_strategy)
+        self.model: torch.nn.Module | None = None
+        """The torch model (None when a `LanguageModel` such as the onnx engine's runs it)."""
+        if hasattr(model, "score_after_prompts"):
+            self.lm: LanguageModel = model
+        else:
+            self.model = model.eval()
+            if info.routing_strategy is not None and not hasattr(model, "neko_guidance"):
+                from neko.moe import apply_task_guidance
+
+                apply_task_guidance(model, info.assignment, info.routing_strategy)
+            self.lm = self._torch_lm(engine)
         self.last_fallbacks: Counter[str] = Counter()
-        self.engine = check_engine(engine)
         self.progress: Callable[[int], None] | None = None
         """Called with the number of inputs done after each batch of `correct` (e.g. a progress bar)."""
         self._separators = list(tokenizer.all_special_ids)
@@ -112,19 +115,52 @@ class Corrector:
         device: str | torch.device | None = None,
         dtype: torch.dtype | str | None = None,
         engine: str = DEFAULT_ENGINE,
+        threads: int | None = None,
     ) -> Corrector:
         """Load a model directory (None: the default model, `models/neko-tiny`) on `device` (None or
-        "auto": CUDA when available). `dtype` overrides the checkpoint's."""
+        "auto": CUDA when available). `dtype` overrides the checkpoint's. `engine` `onnx` runs the
+        directory's `model.onnx` on the CPU with `threads` (None: one per core); `auto` is `copy`
+        except on an ONNX export's folder (`neko.correct.engines.pick_engine`)."""
         path = resolve_model_dir(path)
-        check_model_files(path)
+        engine = pick_engine(engine, path, device=None if device is None else str(device))
+        check_model_files(path, onnx=engine == "onnx")
         info = read_model_info(path)
-        tokenizer = load_tokenizer(path, info)
+        tokenizer = load_tokenizer(path, info.prompt_style, info.tasks)
+        if engine == "onnx":
+            from neko.correct.onnx_lm import OnnxLM
+
+            if device not in (None, "auto", "cpu"):
+                raise NekoError(
+                    f"the onnx engine runs on the CPU, not on {device!r}; use --engine copy there"
+                )
+            return cls(OnnxLM(path, threads), tokenizer, info, name=str(path))
+        from neko.correct.torch_lm import load_model, resolve_device
+
         model = load_model(path, resolve_device(device), dtype)
         return cls(model, tokenizer, info, name=str(path), engine=engine)
 
     @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    def engine(self) -> str:
+        return self.lm.engine
+
+    @engine.setter
+    def engine(self, engine: str) -> None:
+        self.lm = self._torch_lm(engine)
+
+    def _torch_lm(self, engine: str) -> LanguageModel:
+        if check_engine(engine) == "onnx" or self.model is None:
+            raise NekoError(
+                f"{self.name}: the onnx engine and the torch engines are chosen when loading "
+                "(Corrector.from_pretrained(path, engine=...))"
+            )
+        from neko.correct.torch_lm import TorchLM
+
+        return TorchLM(self.model, "copy" if engine == "auto" else engine)
+
+    @property
+    def device(self) -> torch.device | str:
+        """Where the model runs: the torch model's device, or "cpu" for the onnx engine."""
+        return "cpu" if self.model is None else next(self.model.parameters()).device
 
     @property
     def tasks(self) -> list[str]:
@@ -169,14 +205,12 @@ class Corrector:
         max_new_tokens = max_new_tokens or self.info.max_new_tokens
         outputs: list[tuple[str, bool]] = [("", False)] * len(items)
         for batch in length_batches([len(item.prompt.ids) for item in items], batch_size):
-            generated = generate(
-                self.model,
+            generated = self.lm.generate(
                 [items[i].prompt.ids for i in batch],
                 pad_id=self.pad_id,
                 eos_id=self.eos_id,
                 max_new_tokens=max_new_tokens,
                 num_beams=num_beams,
-                engine=self.engine,
                 separators=self._separators,
             )
             if self.progress is not None:
@@ -312,8 +346,7 @@ class Corrector:
                 [self._target_ids(items[i], text) for text in row]
                 for i, row in zip(batch, unique, strict=True)
             ]
-            found = score_after_prompts(
-                self.model,
+            found = self.lm.score_after_prompts(
                 [items[i].prompt.ids for i in batch],
                 targets,
                 pad_id=self.pad_id,
@@ -366,7 +399,15 @@ class Corrector:
         """Which experts each task's tokens use: prompts followed by outputs, run through the model in
         eval mode with tokens labelled by task. `outputs` (strings or `Correction`s, whose model output is
         used) default to fresh `correct` outputs (`correct_options` go there). Needs an MoE model with an
-        expert assignment; every task of the inputs must own an expert."""
+        expert assignment, on a torch engine; every task of the inputs must own an expert."""
+        from neko.correct.generation import collect_routing
+        from neko.moe import RoutingStats
+        from neko.moe.routing import find_routers
+
+        if self.model is None:
+            raise NekoError(
+                f"{self.name}: routing statistics need the torch model, not the {self.engine} engine"
+            )
         assignment = self.info.assignment
         if assignment is None:
             raise NekoError(

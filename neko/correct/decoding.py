@@ -1,8 +1,8 @@
 """Copy-aware greedy decoding: the same tokens as greedy search, in far fewer forward passes.
 
 A correction mostly copies one of its hypotheses, so each step drafts the tokens that follow the
-output's last few tokens in the prompt's hypotheses (prompt lookup), and the model checks the whole
-draft in one forward pass: the draft's longest prefix that greedy search would have written is kept,
+output's last few tokens in the prompt's hypotheses (`neko.correct.drafts`), and the model checks the
+whole draft in one forward pass: the draft's longest prefix that greedy search would have written is kept,
 plus the model's own next token. Every kept token is the model's argmax, so the output is greedy
 search's, only computed with fewer, wider passes.
 
@@ -15,96 +15,15 @@ width` columns), then the output positions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 
-from neko.correct.engines import DEFAULT_ENGINE, check_engine
-from neko.correct.generation import Generated, left_pad, model_device
-from neko.correct.generation import generate as transformers_generate
+from neko.correct.drafts import DRAFT_TOKENS, NGRAM, DraftRow, PromptLookup, copy_sources
+from neko.correct.generation import left_pad, model_device
+from neko.correct.lm import Generated
 
-DRAFT_TOKENS = 8
-"""Most tokens drafted per row and step: a draft that is wrong costs its width in the next pass."""
-NGRAM = 3
-"""Longest output suffix looked up in the hypotheses (shorter ones are tried when it is not found)."""
 HOLE_SLACK = 32
 """Output columns that may be holes in every row before the cache is squeezed (`_squeeze_holes`)."""
-_START = -1
-"""Stands before each copy source and the output, so that an output that has just begun drafts the
-start of a hypothesis."""
-
-
-def copy_sources(prompt: Sequence[int], separators: Sequence[int], eos_id: int) -> list[list[int]]:
-    """The runs of `prompt` between separator ids (its markers: one run per hypothesis), each ended by
-    `eos_id`, as an output that copies a hypothesis ends where it does."""
-    breaks = set(separators)
-    sources: list[list[int]] = []
-    run: list[int] = []
-    for token in prompt:
-        if token in breaks:
-            if run:
-                sources.append([*run, eos_id])
-            run = []
-        else:
-            run.append(token)
-    if run:
-        sources.append([*run, eos_id])
-    return sources
-
-
-class PromptLookup:
-    """Drafts for one row: what follows the longest suffix of the output (up to `ngram` tokens) in the
-    row's copy sources; of several places, the first (the best-ranked hypothesis)."""
-
-    def __init__(self, sources: Sequence[Sequence[int]], ngram: int = NGRAM) -> None:
-        self.ngram = ngram
-        self.index: dict[tuple[int, ...], tuple[int, int]] = {}
-        self.sources = [[_START, *source] for source in sources]
-        for s, source in enumerate(self.sources):
-            for end in range(1, len(source)):
-                for n in range(1, min(ngram, end) + 1):
-                    self.index.setdefault(tuple(source[end - n : end]), (s, end))
-
-    def draft(self, output: Sequence[int], limit: int) -> list[int]:
-        """Up to `limit` tokens to follow `output`; failing the sources, what followed the latest earlier
-        occurrence of its last tokens in `output` itself (a loop continues)."""
-        if limit <= 0:
-            return []
-        history = [_START, *output[-self.ngram :]]
-        for n in range(min(self.ngram, len(history)), 0, -1):
-            found = self.index.get(tuple(history[-n:]))
-            if found is not None:
-                s, end = found
-                return self.sources[s][end : end + limit]
-        for n in range(min(self.ngram, len(output) - 1), 0, -1):
-            suffix = list(output[-n:])
-            for start in range(len(output) - n - 1, -1, -1):
-                if list(output[start : start + n]) == suffix:
-                    return list(output[start + n : start + n + limit])
-        return []
-
-
-@dataclass
-class _Row:
-    """A row still being decoded: its place in the input, the tokens it has, and its drafter."""
-
-    index: int
-    lookup: PromptLookup
-    tokens: list[int] = field(default_factory=list)
-    finished: bool = False
-
-    def take(self, new: Sequence[int], eos_id: int, max_new_tokens: int) -> None:
-        """Add accepted tokens, stopping at the end marker or the length limit."""
-        for token in new:
-            if len(self.tokens) >= max_new_tokens:
-                return
-            if token == eos_id:
-                self.finished = True
-                return
-            self.tokens.append(token)
-
-    def done(self, max_new_tokens: int) -> bool:
-        return self.finished or len(self.tokens) >= max_new_tokens
 
 
 @torch.inference_mode()
@@ -123,7 +42,7 @@ def copy_generate(
     drafting from each prompt's runs between `separators` (`copy_sources`)."""
     device = model_device(model)
     rows = [
-        _Row(i, PromptLookup(copy_sources(prompt, separators, eos_id), ngram))
+        DraftRow(i, PromptLookup(copy_sources(prompt, separators, eos_id), ngram))
         for i, prompt in enumerate(prompts)
     ]
     cache, mask, first = _prefill(model, prompts, pad_id, device)
@@ -241,24 +160,3 @@ def _squeeze_holes(cache, mask: torch.Tensor, prompt_width: int):
         layer.values = layer.values.gather(2, index)
     new_mask = mask.gather(1, columns)
     return cache, new_mask
-
-
-def generate(
-    model: torch.nn.Module,
-    prompts: Sequence[Sequence[int]],
-    *,
-    pad_id: int,
-    eos_id: int,
-    max_new_tokens: int,
-    num_beams: int = 1,
-    engine: str = DEFAULT_ENGINE,
-    separators: Sequence[int] = (),
-) -> list[Generated]:
-    """Continuations of one batch of prompts with `engine` (one of `neko.correct.engines.ENGINES`)."""
-    if check_engine(engine) == "copy" and num_beams == 1:
-        return copy_generate(
-            model, prompts, pad_id=pad_id, eos_id=eos_id, max_new_tokens=max_new_tokens, separators=separators
-        )
-    return transformers_generate(
-        model, prompts, pad_id=pad_id, eos_id=eos_id, max_new_tokens=max_new_tokens, num_beams=num_beams
-    )

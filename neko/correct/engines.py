@@ -1,18 +1,45 @@
-"""The names of the engines that write corrections (no torch here: the CLI lists them in its help)."""
+"""The engines that write corrections, and which one `auto` picks (no torch here: the CLI lists them
+in its help and picks one before anything heavy is imported)."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from neko.errors import NekoError
 
-ENGINES = ("copy", "transformers")
-"""`copy`: copy-aware greedy decoding (`neko.correct.decoding.copy_generate`), the same outputs as
-greedy search in fewer forward passes; beam search runs on transformers. `transformers`: its
-`generate`, the reference."""
-DEFAULT_ENGINE = "copy"
-ENGINE_HELP = "copy (greedy with drafts copied from the hypotheses, the same outputs) or transformers"
+ENGINES = ("auto", "copy", "transformers", "onnx")
+"""`copy`: copy-aware greedy decoding on torch (`neko.correct.decoding`), the same outputs as greedy
+search in fewer forward passes; beam search runs on transformers. `transformers`: its `generate`, the
+reference. `onnx`: the model's ONNX export on ONNX Runtime (`neko.correct.onnx_lm`), copy-aware
+greedy decoding without torch, which starts in a fraction of the time. `auto`: `pick_engine`."""
+DEFAULT_ENGINE = "auto"
+ENGINE_HELP = (
+    "auto (onnx for a few inputs when the model has model.onnx, else copy), copy (greedy with drafts "
+    "copied from the hypotheses), transformers (its generate, the reference) or onnx (ONNX Runtime, no torch)"
+)
+ONNX_MOST_INPUTS = 8
+"""`auto` takes the onnx engine for at most this many inputs: it saves the seconds torch takes to
+import, and loses to the torch engines on large inputs (no KV cache, every expert on every token).
+Measured with `benchmarks/engine_crossover.py` (README): a whole `neko correct` on five-hypothesis
+ASR inputs took the same time with either engine at about 12 inputs, on one-hypothesis TEC inputs
+beyond 32."""
 
 
 def check_engine(engine: str) -> str:
     if engine not in ENGINES:
         raise NekoError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     return engine
+
+
+def pick_engine(engine: str, model_dir: Path, inputs: int | None = None, device: str | None = "cpu") -> str:
+    """The engine `engine` names; for `auto`: onnx on a folder with model.onnx and no safetensors (an
+    ONNX export), or for at most `ONNX_MOST_INPUTS` inputs on the CPU when the directory has
+    model.onnx and ONNX Runtime is installed; otherwise copy."""
+    if check_engine(engine) != "auto":
+        return engine
+    has_onnx = (model_dir / "model.onnx").is_file() and importlib.util.find_spec("onnxruntime") is not None
+    if has_onnx and not any(model_dir.glob("*.safetensors")):
+        return "onnx"
+    few = inputs is not None and inputs <= ONNX_MOST_INPUTS
+    return "onnx" if has_onnx and few and device in (None, "auto", "cpu") else "copy"

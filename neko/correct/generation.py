@@ -2,35 +2,17 @@
 
 Rows are left-padded (decoder-only models continue at the right edge), with an attention mask and
 position ids that start at 0 on each row's first real token, so a row gives the same result whatever
-it is batched with. Work is grouped by length (`length_batches`) to waste little on padding. Targets
+it is batched with. Targets
 scored after a prompt continue from its KV cache, right-padded, so a prompt runs once for all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 
-from neko.errors import NekoError
-
-
-@dataclass(frozen=True)
-class Generated:
-    """New token ids of one row, up to (not including) the end marker; `finished`: the marker came."""
-
-    ids: list[int]
-    finished: bool
-
-
-def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Indices grouped into batches of similar length, longest first (an out-of-memory shows at once)."""
-    if batch_size < 1:
-        raise NekoError(f"batch_size must be at least 1, got {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+from neko.correct.lm import Generated, PromptScores
 
 
 def left_pad(
@@ -83,16 +65,6 @@ def generate(
         else:
             results.append(Generated(row, finished=False))
     return results
-
-
-@dataclass(frozen=True)
-class PromptScores:
-    """What `score_after_prompts` finds for one prompt: per target, the sum of its tokens'
-    log-probabilities following the prompt; `familiarity` (None unless asked for): the mean
-    log-probability of the prompt's own tokens (`mean_next_token_logprobs`)."""
-
-    targets: list[float]
-    familiarity: float | None = None
 
 
 @torch.inference_mode()

@@ -44,7 +44,7 @@ def export_gguf(model: str | Path | None, out: str | Path) -> Path:
     (a reader never sees half a file); returns `out`."""
     import gguf
 
-    from neko.correct.model_dir import load_model
+    from neko.correct.torch_lm import load_model
 
     path = resolve_model_dir(model)
     check_model_files(path)

@@ -1,9 +1,12 @@
-"""A trained neko model on disk: what the directory holds, and loading it.
+"""A trained neko model on disk: what the directory holds, and its settings (no torch here: loading
+the weights is `neko.correct.torch_lm`'s, the tokenizer `neko.correct.tokenizer`'s).
 
 A model directory (written by the trainer) holds
 
 - `config.json` and `model.safetensors` (or a sharded `model.safetensors.index.json`): a plain
   transformers causal LM, loaded with `AutoModelForCausalLM` from safetensors only;
+- optionally `model.onnx`: the same model for ONNX Runtime (`neko export DIR DIR --to onnx`), which the
+  `onnx` engine runs without torch (an ONNX export's folder holds it instead of the safetensors);
 - `tokenizer.json` and `tokenizer_config.json`: a fast tokenizer whose `eos_token` is `END_MARKER`,
   whose `pad_token` is `<|pad|>`, and in which every marker of `neko.tasks.special_tokens(tasks)` is
   a single special token;
@@ -29,14 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from neko.correct.gate import GateRule
 from neko.errors import NekoError
 from neko.io import read_json, write_json
 from neko.moe import ExpertAssignment, RoutingMode
 from neko.resources import CHECKOUT, DEFAULT_MODEL, locate
-from neko.tasks import END_MARKER, PROMPT_STYLES, Task, get_task, register_task, special_tokens
+from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
 
 NEKO_JSON = "neko.json"
 FORMAT_VERSION = 1
@@ -155,12 +156,15 @@ def resolve_model_dir(path: str | Path | None) -> Path:
     return path
 
 
-def check_model_files(path: Path) -> None:
-    """Name the first file a model directory lacks."""
+def check_model_files(path: Path, onnx: bool = False) -> None:
+    """Name the first file a model directory lacks; `onnx`: the weights may be `model.onnx` alone (an
+    ONNX export's folder, which the onnx engine runs)."""
     required = [NEKO_JSON, "config.json", "tokenizer.json", "tokenizer_config.json"]
     for name in required:
         if not (path / name).is_file():
             raise NekoError(f"{path}: model directory is missing {name}")
+    if onnx and (path / "model.onnx").is_file():
+        return
     if not (path / "model.safetensors").is_file() and not (path / "model.safetensors.index.json").is_file():
         raise NekoError(
             f"{path}: model directory is missing model.safetensors (weights are read as safetensors only)"
@@ -174,67 +178,6 @@ def read_model_info(path: Path) -> ModelInfo:
 def write_model_info(path: str | Path, info: ModelInfo) -> None:
     """Write `neko.json` into a model directory, at once (a reader never sees half a file)."""
     write_json(Path(path) / NEKO_JSON, info.to_dict())
-
-
-def load_tokenizer(path: Path, info: ModelInfo):
-    """The model's fast tokenizer, checked against the contract above."""
-    from transformers import PreTrainedTokenizerFast
-
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        if not isinstance(read_json(path / name), dict):
-            raise NekoError(f"{path / name}: expected a JSON object")
-    try:
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
-    except Exception as error:  # the tokenizers library raises plain Exceptions for a malformed file
-        raise NekoError(f"{path}: cannot load the tokenizer ({_first_line(error)})") from None
-    if tokenizer.eos_token != END_MARKER:
-        raise NekoError(
-            f"{path}: the tokenizer's eos_token is {tokenizer.eos_token!r}, expected {END_MARKER!r}"
-        )
-    if info.prompt_style == "compact":
-        for marker in special_tokens(info.tasks):
-            if len(tokenizer.encode(marker, add_special_tokens=False)) != 1:
-                raise NekoError(f"{path}: the tokenizer lacks the special token {marker!r}")
-    return tokenizer
-
-
-def load_model(path: Path, device: torch.device, dtype: torch.dtype | str | None = None) -> torch.nn.Module:
-    """The causal LM, from safetensors, in eval mode on `device`; `dtype` None: float32 on CPU (where
-    half precision is slow), the checkpoint's own elsewhere."""
-    from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM
-
-    if dtype is None:
-        dtype = torch.float32 if device.type == "cpu" else "auto"
-    kwargs: dict[str, Any] = {"use_safetensors": True, "dtype": dtype}
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError, SafetensorError) as error:
-        raise NekoError(f"{path}: cannot load the model ({_first_line(error)})") from None
-    return model.to(device).eval()
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """`None`/"auto": CUDA when available, else CPU; a device this machine lacks is a one-line error."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        resolved = None
-    if resolved is None or resolved.type not in ("cpu", "cuda"):
-        raise NekoError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N")
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise NekoError(f"device {device!r}: CUDA is not available on this machine; use cpu or auto")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise NekoError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices")
-    return resolved
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _list(data: dict, key: str, where: str, required: bool = True) -> list:

@@ -1,12 +1,18 @@
 """Export a neko model directory to ONNX, which ONNX Runtime runs without torch or transformers.
 
 The export is a folder: `model.onnx` and the model directory's `config.json`, `tokenizer.json`,
-`tokenizer_config.json` and `neko.json`, so that a runtime needs nothing else. The graph takes
+`tokenizer_config.json` and `neko.json`, so that a runtime needs nothing else (the `onnx` engine,
+`neko.correct.onnx_lm`). Exported into the model directory itself, only `model.onnx` is written,
+beside the weights. Its metadata holds the digest of the weights it was made from, so that the engine
+refuses an export the weights have moved on from. The graph takes
 `input_ids` and `attention_mask` (int64, `(batch, sequence)`, both dynamic; rows left-padded, as neko
-batches them) and returns `logits` (float32, `(batch, sequence, vocab)`). Position ids are computed in
-the graph from the mask, as `neko.correct.generation.left_pad` does, so a row gives the same logits
-whatever it is batched with. There is no KV cache: each decoding step runs the whole sequence again,
-which costs little for a one-line input (a prompt of tens of tokens) and much for long batches.
+batches them) and `logit_index` (int64, `(batch, kept)`: per row, the positions whose logits are
+wanted) and returns `logits` (float32, `(batch, kept, vocab)`): the vocabulary projection is a large
+share of a small model's work, and decoding or scoring needs it at a few positions only. Position ids
+are computed in the graph from the mask, as `neko.correct.generation.left_pad` does, so a row gives
+the same logits whatever it is batched with. There is no KV cache: each decoding step runs the whole
+sequence again, which costs little for a one-line input (a prompt of tens of tokens) and much for
+long batches.
 
 Mixtral's experts cannot be exported as transformers runs them: its default implementation calls a
 grouped matrix product that has no ONNX function, and the eager one loops over the experts that were
@@ -32,16 +38,17 @@ from pathlib import Path
 
 import torch
 
-from neko.correct.model_dir import check_model_files, load_model, read_model_info, resolve_model_dir
+from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
+from neko.correct.onnx_lm import MODEL_FILE, WEIGHTS_KEY, weights_digest
+from neko.correct.torch_lm import load_model
 from neko.errors import NekoError
 
 SUPPORTED = ("mixtral", "mistral")
-MODEL_FILE = "model.onnx"
 COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "neko.json")
 """What the export copies from the model directory next to `MODEL_FILE`."""
-INPUTS = ("input_ids", "attention_mask")
+INPUTS = ("input_ids", "attention_mask", "logit_index")
 OUTPUT = "logits"
-EXTRA_HINT = "pip install 'neko[onnx]' (onnx, onnxscript and onnxruntime)"
+EXTRA_HINT = "pip install 'neko[onnx]' (onnx and onnxscript)"
 OPSET = 20
 
 
@@ -55,7 +62,8 @@ def require_onnx(*modules: str) -> None:
 def export_onnx(model: str | Path | None, out: str | Path) -> Path:
     """Write the model directory `model` (None: the default model) as an ONNX export in the folder
     `out` (see the module docstring); returns the path of `model.onnx`. `out` may be missing, empty or
-    an earlier export; its files appear at once (a reader never sees half a file)."""
+    an earlier export, or the model directory itself (then only `model.onnx` is written); its files
+    appear at once (a reader never sees half a file)."""
     require_onnx("onnx", "onnxscript")
     path = resolve_model_dir(model)
     check_model_files(path)
@@ -67,6 +75,14 @@ def export_onnx(model: str | Path | None, out: str | Path) -> Path:
             f"supported: {', '.join(SUPPORTED)}"
         )
     out = Path(out)
+    if out.resolve() == path.resolve():
+        staging_file = out / f".{MODEL_FILE}.tmp"
+        try:
+            _export_graph(path, staging_file)
+            os.replace(staging_file, out / MODEL_FILE)
+        finally:
+            staging_file.unlink(missing_ok=True)
+        return out / MODEL_FILE
     _check_out(out)
     staging = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -102,12 +118,17 @@ def _export_graph(path: Path, destination: Path) -> None:
     model = load_model(path, torch.device("cpu"), torch.float32)
     example = torch.tensor([[5, 6, 7, 8, 9, 10], [0, 0, 0, 5, 6, 7]], dtype=torch.long)
     example_mask = (example != 0).long()
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    dynamic = {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
+    example_index = torch.tensor([[4, 5], [3, 5]], dtype=torch.long)
+    batch, sequence, kept = torch.export.Dim("batch"), torch.export.Dim("sequence"), torch.export.Dim("kept")
+    dynamic = {
+        "input_ids": {0: batch, 1: sequence},
+        "attention_mask": {0: batch, 1: sequence},
+        "logit_index": {0: batch, 1: kept},
+    }
     with dense_experts(model), _quiet_exporter():
         program = torch.onnx.export(
             LogitsOfMask(model).eval(),
-            (example, example_mask),
+            (example, example_mask, example_index),
             dynamo=True,
             input_names=list(INPUTS),
             output_names=[OUTPUT],
@@ -115,6 +136,7 @@ def _export_graph(path: Path, destination: Path) -> None:
             opset_version=OPSET,
             verbose=False,
         )
+    program.model.metadata_props[WEIGHTS_KEY] = weights_digest(path)
     program.save(str(destination))
 
 
@@ -135,17 +157,22 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 class LogitsOfMask(torch.nn.Module):
-    """The causal LM as `(input_ids, attention_mask) -> logits`, its positions from the mask."""
+    """The causal LM as `(input_ids, attention_mask, logit_index) -> logits` at the indexed positions,
+    its position ids from the mask."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logit_index: torch.Tensor
+    ) -> torch.Tensor:
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        return self.model(
+        hidden = self.model.base_model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
-        ).logits
+        ).last_hidden_state
+        index = logit_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+        return self.model.get_output_embeddings()(hidden.gather(1, index))
 
 
 def dense_forward(

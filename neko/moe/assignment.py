@@ -9,11 +9,13 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from neko.errors import NekoError
 from neko.tasks import get_task
+
+if TYPE_CHECKING:
+    import torch
 
 NO_TASK = -1
 """Task id of tokens that belong to no task (padding, plain LM text): they are routed by the gate alone."""
@@ -90,6 +92,8 @@ class ExpertAssignment:
 
     def expert_table(self, device: torch.device | None = None) -> torch.Tensor:
         """Task id -> expert index, as a tensor for vectorised lookup."""
+        import torch
+
         return torch.tensor([self.task_to_expert[t] for t in self.tasks], dtype=torch.long, device=device)
 
     def to_dict(self) -> dict:

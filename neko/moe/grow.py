@@ -49,7 +49,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
-from neko.errors import NekoError
+from neko.errors import NekoError, first_line
 from neko.io import read_json, write_json
 from neko.moe.upcycle import copy_tokenizer, save_model
 
@@ -215,10 +215,7 @@ def _load(src: Path) -> PreTrainedModel:
         dtype = _stored_dtype(src)
         return AutoModelForCausalLM.from_pretrained(src, dtype=dtype, use_safetensors=True)
     except (OSError, ValueError, SafetensorError) as error:
-        text = str(error).strip()
-        raise NekoError(
-            f"{src}: cannot load the model ({text.splitlines()[0] if text else error!r})"
-        ) from None
+        raise NekoError(f"{src}: cannot load the model ({first_line(error)})") from None
 
 
 def _stored_dtype(src: Path) -> torch.dtype:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import torch
 from torch import nn
@@ -33,21 +32,7 @@ from torch.utils.hooks import RemovableHandle
 from neko.errors import NekoError
 from neko.moe.assignment import NO_TASK, ExpertAssignment
 from neko.moe.context import RouterRecord, current_routing
-
-
-class RoutingMode(StrEnum):
-    """How a model routes tokens to experts: one name from the training config to `neko.json`.
-
-    `task_guided`: neko's rule. `moe`: plain top-k routing (vanilla MoE), with records and
-    statistics. `damex`: plain top-k routing; training adds a cross-entropy pulling the router
-    towards f(T) (`neko.moe.losses.damex_loss`). `dense`: no experts, nothing to route.
-    """
-
-    TASK_GUIDED = "task_guided"
-    MOE = "moe"
-    DAMEX = "damex"
-    DENSE = "dense"
-
+from neko.moe.modes import RoutingMode
 
 _ROUTERS = {
     "mixtral": ("mixtral.modeling_mixtral", "MixtralTopKRouter"),

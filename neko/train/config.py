@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.moe.assignment import ExpertAssignment
-from neko.moe.routing import RoutingMode
+from neko.moe.modes import RoutingMode
 from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
 
 Mode = Literal[tuple(mode.value for mode in RoutingMode)]

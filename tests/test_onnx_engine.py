@@ -1,0 +1,122 @@
+"""The onnx engine corrects as the torch engines do, without torch: same outputs, same gate evidence,
+same decisions; it refuses an export its weights have moved on from; `auto` picks it where it pays."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from correct_fixtures import make_model_dir, random_inputs
+from transformers import PreTrainedTokenizerFast
+
+from neko.correct import Corrector
+from neko.correct.engines import ONNX_MOST_INPUTS, pick_engine
+from neko.correct.model_dir import read_model_info
+from neko.correct.tokenizer import load_tokenizer
+from neko.errors import NekoError
+
+pytest.importorskip("onnxscript")
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny model directory with its ONNX export written into it."""
+    from neko.correct.onnx_export import export_onnx
+
+    path = make_model_dir(tmp_path_factory.mktemp("onnx-engine") / "m", max_new_tokens=16, open_gate=True)
+    export_onnx(path, path)
+    return path
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 16])
+def test_the_onnx_engine_corrects_as_the_copy_engine(model_dir, batch_size):
+    examples = random_inputs(16, seed=batch_size)
+    # no safety valve: a random model's outputs are degenerate, and the gate should see them
+    found = {
+        engine: Corrector.from_pretrained(model_dir, device="cpu", engine=engine).correct(
+            examples, batch_size=batch_size, safety_valve=False
+        )
+        for engine in ("onnx", "copy")
+    }
+    for onnx, copy in zip(found["onnx"], found["copy"], strict=True):
+        assert (onnx.output, onnx.text, onnx.decision, onnx.reason) == (
+            copy.output,
+            copy.text,
+            copy.decision,
+            copy.reason,
+        )
+        for field in ("margin", "rerank_margin", "familiarity"):
+            assert getattr(onnx.evidence, field) == pytest.approx(getattr(copy.evidence, field), abs=1e-4)
+    assert {c.decision for c in found["copy"]} - {"1-best"}  # some outputs were taken
+
+
+def test_the_onnx_engine_scores_and_reranks_as_torch(model_dir):
+    examples = random_inputs(12, seed=3)
+    onnx = Corrector.from_pretrained(model_dir, engine="onnx")
+    torch_engine = Corrector.from_pretrained(model_dir, device="cpu")
+    for summed in (False, True):
+        np.testing.assert_allclose(
+            np.concatenate(onnx.score(examples, per_token=summed)),
+            np.concatenate(torch_engine.score(examples, per_token=summed)),
+            atol=1e-4,
+        )
+    assert onnx.rerank(examples) == torch_engine.rerank(examples)
+
+
+def test_an_export_of_other_weights_is_refused(model_dir, tmp_path):
+    changed = tmp_path / "changed"
+    shutil.copytree(model_dir, changed)
+    with (changed / "model.safetensors").open("ab") as weights:
+        weights.write(b" ")
+    with pytest.raises(NekoError, match=r"not exported from this directory.s weights.*neko export"):
+        Corrector.from_pretrained(changed, engine="onnx")
+
+
+def test_what_the_onnx_engine_cannot_do_is_one_line(model_dir, tmp_path):
+    corrector = Corrector.from_pretrained(model_dir, engine="onnx")
+    with pytest.raises(NekoError, match="beam search"):
+        corrector.correct([["a b c"]], task="asr", num_beams=2)
+    with pytest.raises(NekoError, match="routing statistics need the torch model"):
+        corrector.routing_stats([["a b c"]], task="asr")
+    with pytest.raises(NekoError, match="chosen when loading"):
+        corrector.engine = "copy"
+    with pytest.raises(NekoError, match="runs on the CPU"):
+        Corrector.from_pretrained(model_dir, device="cuda", engine="onnx")
+    bare = make_model_dir(tmp_path / "bare")
+    with pytest.raises(NekoError, match=r"has no model.onnx.*neko export"):
+        Corrector.from_pretrained(bare, engine="onnx")
+
+
+def test_auto_takes_the_onnx_engine_for_few_inputs_on_the_cpu(model_dir, tmp_path):
+    assert pick_engine("auto", model_dir, 1) == "onnx"
+    assert pick_engine("auto", model_dir, ONNX_MOST_INPUTS) == "onnx"
+    assert pick_engine("auto", model_dir, ONNX_MOST_INPUTS + 1) == "copy"
+    assert pick_engine("auto", model_dir, None) == "copy"  # unknown size (the library, beam search)
+    assert pick_engine("auto", model_dir, 1, device="cuda") == "copy"
+    assert pick_engine("transformers", model_dir, 1) == "transformers"
+    bare = make_model_dir(tmp_path / "bare")
+    assert pick_engine("auto", bare, 1) == "copy"
+    export = tmp_path / "export"  # an export folder has no safetensors: only the onnx engine runs it
+    export.mkdir()
+    for name in ("model.onnx", "neko.json", "config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(model_dir / name, export / name)
+    assert pick_engine("auto", export, None) == "onnx"
+    corrector = Corrector.from_pretrained(export)
+    assert corrector.engine == "onnx" and corrector.model is None
+
+
+def test_the_light_tokenizer_is_transformers_fast_tokenizer(model_dir):
+    info = read_model_info(model_dir)
+    light = load_tokenizer(model_dir, info.prompt_style, info.tasks)
+    full = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
+    assert light.all_special_ids == sorted(full.all_special_ids)
+    assert (light.pad_token_id, light.eos_token, len(light)) == (full.pad_token_id, full.eos_token, len(full))
+    for text in ("the cat sad on the mat", "<|hyp|> helo <|out|> héllo  wörld\tx <|end|>", ""):
+        ids = light.encode(text)
+        assert ids == full.encode(text, add_special_tokens=False)
+        for skip in (True, False):
+            assert light.decode(ids, skip_special_tokens=skip) == full.decode(
+                ids, skip_special_tokens=skip, clean_up_tokenization_spaces=False
+            )
