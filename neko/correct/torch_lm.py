@@ -36,47 +36,20 @@ class TorchLM:
         self,
         prompts: Sequence[Sequence[int]],
         *,
-        pad_id: int,
-        eos_id: int,
-        max_new_tokens: int,
         num_beams: int = 1,
         separators: Sequence[int] = (),
+        **options,
     ) -> list[Generated]:
+        """`LanguageModel.generate`; `options`: `pad_id`, `eos_id`, `max_new_tokens`."""
         if self.engine == "copy" and num_beams == 1:
-            return copy_generate(
-                self.model,
-                prompts,
-                pad_id=pad_id,
-                eos_id=eos_id,
-                max_new_tokens=max_new_tokens,
-                separators=separators,
-            )
-        return generate(
-            self.model,
-            prompts,
-            pad_id=pad_id,
-            eos_id=eos_id,
-            max_new_tokens=max_new_tokens,
-            num_beams=num_beams,
-        )
+            return copy_generate(self.model, prompts, separators=separators, **options)
+        return generate(self.model, prompts, num_beams=num_beams, **options)
 
     def score_after_prompts(
-        self,
-        prompts: Sequence[Sequence[int]],
-        targets: Sequence[Sequence[Sequence[int]]],
-        *,
-        pad_id: int,
-        rows_per_pass: int,
-        familiarity_skip_ids: Sequence[int] | None = None,
+        self, prompts: Sequence[Sequence[int]], targets: Sequence[Sequence[Sequence[int]]], **options
     ) -> list[PromptScores]:
-        return score_after_prompts(
-            self.model,
-            prompts,
-            targets,
-            pad_id=pad_id,
-            rows_per_pass=rows_per_pass,
-            familiarity_skip_ids=familiarity_skip_ids,
-        )
+        """`LanguageModel.score_after_prompts` (`neko.correct.generation.score_after_prompts`)."""
+        return score_after_prompts(self.model, prompts, targets, **options)
 
 
 def load_model(path: Path, device: torch.device, dtype: torch.dtype | str | None = None) -> torch.nn.Module:
