@@ -127,12 +127,13 @@ def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[I
 
 
 def give_usual_mode(*paths: str | Path) -> None:
-    """Give files another library wrote privately (transformers writes its weights 0600) the mode a
-    new file gets (0666 less the umask), so that a model directory is as readable as the rest."""
+    """Give files and folders made privately (transformers writes its weights 0600, `mkdtemp` makes
+    its folder 0700) the mode a new one gets (0666 for a file, 0777 for a folder, less the umask), so
+    that a model directory is as readable as the rest."""
     umask = os.umask(0)
     os.umask(umask)
     for path in paths:
-        os.chmod(path, 0o666 & ~umask)
+        os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
 
 
 def write_text(path: str | Path, text: str, compressed: bool | None = None) -> None:

@@ -172,6 +172,7 @@ def test_a_checkpoint_grows_into_a_new_folder_with_its_tokenizer_and_model_info(
     umask = os.umask(0)
     os.umask(umask)
     assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
     source_model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float16)
     expected = grow_experts(source_model, [2], noise_std=0.001, seed=3).float()
     assert torch.equal(logits(grown, tokens()), logits(expected, tokens()))

@@ -50,7 +50,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from neko.errors import NekoError, first_line
-from neko.io import read_json, write_json
+from neko.io import give_usual_mode, read_json, write_json
 from neko.moe.upcycle import copy_tokenizer, save_model
 
 ROUTER_INITS = ("mean", "copy")
@@ -242,7 +242,7 @@ def _folder_written_whole(out: Path) -> Iterator[Path]:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        staging.chmod(0o755)  # mkdtemp's folder is private; the model is not
+        give_usual_mode(staging)  # mkdtemp's folder is private; the model is not
     except OSError as error:
         raise NekoError(f"{out}: cannot create it ({error.strerror})") from None
     try:
