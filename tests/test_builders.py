@@ -332,3 +332,34 @@ def test_partial_file_is_plain_jsonl(tmp_path: Path):
     run_build(out, [Job(0, "a", {"text": "One two three four."})], _echo, workers=1)
     with gzip.open(out, "rt") as handle:
         assert json.loads(handle.readline())["id"] == "a"
+
+
+def test_build_all_runs_each_tasks_full_builds_in_order(monkeypatch):
+    """test, dev, train, then the task's extra files: OCR's zero-shot dev file, JFLEG for TEC."""
+    from typer.testing import CliRunner
+
+    from neko.cli import _register_commands, app
+    from neko.data.builders import cli as builders_cli
+
+    calls = []
+    for name in ("ocr", "tec", "jfleg"):
+        monkeypatch.setattr(
+            builders_cli,
+            name,
+            lambda name=name, **options: calls.append((name, options.get("split"), options.get("zero_shot"))),
+        )
+    _register_commands()
+    result = CliRunner().invoke(app, ["data", "build", "all", "--task", "ocr", "--task", "tec"])
+    assert result.exit_code == 0, result.output
+    assert calls == [
+        ("ocr", "test", False),
+        ("ocr", "dev", False),
+        ("ocr", "train", False),
+        ("ocr", "dev", True),
+        ("tec", "test", None),
+        ("tec", "dev", None),
+        ("tec", "train", None),
+        ("jfleg", None, None),
+    ]
+    result = CliRunner().invoke(app, ["data", "build", "all", "--task", "speech"])
+    assert isinstance(result.exception, NekoError) and "unknown task 'speech'" in str(result.exception)

@@ -230,23 +230,33 @@ def hyporadise(
 def build_all(
     task: list[str] = TasksOption, workers: int | None = WorkersOption, seed: int = SeedOption
 ) -> None:
-    """Every split of the given tasks at full size: test, then dev, then train (and OCR's zero-shot
-    dev file)."""
-    commands = {"asr": asr, "st": st, "ocr": ocr, "tec": tec, "mt": mt}
+    """Every split of the given tasks at full size: test, then dev, then train, then a task's extra
+    files (OCR's zero-shot dev file, JFLEG)."""
+    plans = full_builds(workers, seed)
     for name in task:
-        if name not in commands:
-            raise NekoError(f"unknown task {name!r}; expected one of {', '.join(commands)}")
-        for split in ("test", "dev", "train"):
-            if name == "mt":
-                mt(split=split, count=None, out=None, seed=seed)
-            elif name == "ocr":
-                ocr(split=split, count=None, out=None, workers=workers, seed=seed, zero_shot=False)
-            else:
-                commands[name](split=split, count=None, out=None, workers=workers, seed=seed)
-        if name == "ocr":
-            ocr(split="dev", count=None, out=None, workers=workers, seed=seed, zero_shot=True)
-        if name == "tec":
-            jfleg(out=Path("data/tec/jfleg.jsonl.gz"), corpora=None)
+        if name not in plans:
+            raise NekoError(f"unknown task {name!r}; expected one of {', '.join(plans)}")
+        for build_one in plans[name]:
+            build_one()
+
+
+def full_builds(workers: int | None, seed: int) -> dict[str, list[Callable[[], object]]]:
+    """Per task, the builds of `neko data build all`, in order."""
+    sized = {"count": None, "out": None, "seed": seed}
+    splits = ("test", "dev", "train")
+    return {
+        "asr": [partial(asr, split=split, workers=workers, **sized) for split in splits],
+        "st": [partial(st, split=split, workers=workers, **sized) for split in splits],
+        "ocr": [
+            *(partial(ocr, split=split, workers=workers, zero_shot=False, **sized) for split in splits),
+            partial(ocr, split="dev", workers=workers, zero_shot=True, **sized),
+        ],
+        "tec": [
+            *(partial(tec, split=split, workers=workers, **sized) for split in splits),
+            partial(jfleg, out=Path("data/tec/jfleg.jsonl.gz"), corpora=None),
+        ],
+        "mt": [partial(mt, split=split, **sized) for split in splits],
+    }
 
 
 if __name__ == "__main__":
