@@ -210,7 +210,7 @@ def tune_gate_command(
         from neko.evaluate.report import wide_console
 
     model_dir = resolve_model_dir(model)
-    check_model_files(model_dir)
+    check_model_files(model_dir, onnx=True)  # a torch engine checks its weights on loading
     read_model_info(model_dir)
     if write:
         check_writable(model_dir / NEKO_JSON)
@@ -226,7 +226,9 @@ def tune_gate_command(
     else:
         transformers_logging.disable_progress_bar()
         with start_up():
-            corrector = Corrector.from_pretrained(model_dir, engine=engine)
+            corrector = Corrector.from_pretrained(
+                model_dir, engine=pick_engine(engine, model_dir, len(examples))
+            )
         with progress_bar("correcting", len(examples), quiet) as corrector.progress:
             rows = collect_rows(corrector, examples, batch_size)
         if evidence is not None:
