@@ -40,7 +40,8 @@ class ErrantResult:
 
 
 @cache
-def _annotator() -> Any:
+def annotator() -> Any:
+    """The ERRANT annotator on the first spaCy English model installed (loaded once)."""
     import errant
     import spacy
 
@@ -56,7 +57,7 @@ def _annotator() -> Any:
 def unavailable_reason() -> str | None:
     """None when ERRANT can run here, else why not (one line, with the install hint)."""
     try:
-        _annotator()
+        annotator()
     except ImportError as error:
         return f"the Python module {error.name!r} is not installed ({INSTALL_HINT})"
     except OSError as error:
@@ -68,7 +69,7 @@ class EditExtractor:
     """Extracts ERRANT edits, parsing every distinct text once."""
 
     def __init__(self) -> None:
-        self.annotator = _annotator()
+        self.annotator = annotator()
         self._parsed: dict[str, Any] = {}
         self._edits: dict[tuple[str, str], Edits] = {}
 
