@@ -3,7 +3,8 @@
 about a file into the one line a `NekoError` carries, naming the key.
 
 `Schema` is strict: an unknown key is an error, and so is a loose type (the string "3" for a number,
-1 for true).
+1 for true). `fields_of` lets a plain dataclass of the library (a `GateRule`, an `ExpertAssignment`)
+be a field of a schema, read from a mapping of its fields just as strictly.
 """
 
 from __future__ import annotations
@@ -11,16 +12,60 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
-from typing import Annotated, Any, get_args, get_origin, get_type_hints
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, GetPydanticSchema, ValidationError, create_model
+from pydantic_core import core_schema
+
+from neko.errors import NekoError
+
+T = TypeVar("T")
 
 
 class Schema(BaseModel):
     """A section of a settings file: unknown keys and loose types are errors."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+def fields_of(cls: type[T]) -> Any:
+    """`cls`, a dataclass, as the type of a schema's field: an instance passes as it is, a mapping is
+    checked as strictly as a `Schema` and becomes `cls(**mapping)`; a `NekoError` of `cls` itself (its
+    `__post_init__`) becomes an error of the field. pydantic's own dataclass fields take only instances
+    in strict mode."""
+    hints = get_type_hints(cls)
+    shape = create_model(
+        cls.__name__,
+        __base__=Schema,
+        **{
+            field.name: (hints[field.name], ... if field.default is dataclasses.MISSING else field.default)
+            for field in dataclasses.fields(cls)
+        },
+    )
+
+    def build(value: Any, validate: core_schema.ValidatorFunctionWrapHandler) -> T:
+        if isinstance(value, cls):
+            return value
+        checked = validate(value)
+        with field_errors():
+            return cls(**{name: getattr(checked, name) for name in type(checked).model_fields})
+
+    validator = GetPydanticSchema(
+        lambda _, handler: core_schema.no_info_wrap_validator_function(build, handler(shape))
+    )
+    return Annotated[cls, validator]
+
+
+@contextmanager
+def field_errors() -> Iterator[None]:
+    """Inside a validator: a `NekoError` (a task name the registry does not know, say) becomes the
+    complaint about the field being validated, so that `describe` names its key."""
+    try:
+        yield
+    except NekoError as error:
+        raise ValueError(str(error)) from None
 
 
 def describe(error: ValidationError, root: type[BaseModel]) -> str:
