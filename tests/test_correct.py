@@ -361,8 +361,87 @@ def test_bad_neko_json_is_one_line(model_path, tmp_path):
     broken = Path(shutil.copytree(model_path, tmp_path / "broken"))
     info = json.loads((broken / "neko.json").read_text())
     (broken / "neko.json").write_text(json.dumps(info | {"prompt_style": "chatty"}))
-    with pytest.raises(NekoError, match="unknown prompt_style 'chatty'"):
+    with pytest.raises(NekoError, match="prompt_style: must be one of 'compact' or 'instruct', got 'chatty'"):
         Corrector.from_pretrained(broken)
+
+
+NEKO_JSON = {
+    "format": 1,
+    "tasks": ["asr", "ocr"],
+    "assignment": {"num_experts": 4, "task_to_expert": {"asr": 3, "ocr": 0}},
+    "max_edit_rate": {"asr": 0.2},
+    "gate": {"ocr": {"accept_margin": 0.5}},
+}
+HANDWRITING = {"name": "handwriting", "description": "a handwriting recognizer", "output": "text"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format": 2}, "format: must be one of 1, got 2"),
+        ({"format": None}, "format: must be one of 1, got None"),
+        ({"tasks": []}, "tasks: must have at least 1 item(s)"),
+        ({"tasks": "asr"}, "tasks: must be a list, got 'asr'"),
+        ({"tasks": ["asr", "nope"]}, "tasks: unknown task 'nope'; known tasks: asr, st, mt, ocr, tec"),
+        ({"assignment": {"num_experts": 4}}, "assignment.task_to_expert: is required"),
+        (
+            {"assignment": {"num_experts": "4", "task_to_expert": {}}},
+            "assignment.num_experts: must be an integer, got '4'",
+        ),
+        (
+            {"assignment": {"num_experts": 4, "task_to_expert": {"asr": 9}}},
+            "assignment: task 'asr' mapped to expert 9, outside 0..3",
+        ),
+        (
+            {"strategy": "sparse"},
+            "strategy: must be one of 'task_guided', 'moe', 'damex' or 'dense', got 'sparse'",
+        ),
+        ({"prompt_style": 1}, "prompt_style: must be one of 'compact' or 'instruct', got 1"),
+        ({"max_source_tokens": 0}, "max_source_tokens: must be >= 1"),
+        ({"max_new_tokens": "128"}, "max_new_tokens: must be an integer, got '128'"),
+        ({"max_hypotheses": 2.0}, "max_hypotheses: must be an integer, got 2.0"),
+        (
+            {"max_edit_rate": {"tec": 0.1}},
+            "max_edit_rate: names 'tec', which is not one of the model's tasks",
+        ),
+        ({"max_edit_rate": {"asr": True}}, "max_edit_rate.asr: must be a number, got True"),
+        ({"gate": []}, "gate: must be a mapping, got []"),
+        ({"custom_tasks": [HANDWRITING]}, "custom_tasks[0].metric: is required"),
+        (
+            {"custom_tasks": [HANDWRITING | {"metric": "cer", "font": "x"}]},
+            "custom_tasks[0]: unknown key 'font'",
+        ),
+        (
+            {"custom_tasks": [HANDWRITING | {"metric": "cer", "name": "1x"}]},
+            "custom_tasks: task name '1x' must be",
+        ),
+        ({"margin": 0.1}, "top level: unknown key 'margin' (known: assignment, custom_tasks, format, gate, "),
+    ],
+)
+def test_each_bad_neko_json_setting_is_one_line_naming_the_key(tmp_path, change, message):
+    (tmp_path / "neko.json").write_text(json.dumps(NEKO_JSON | change))
+    with pytest.raises(NekoError) as error:
+        model_dir.read_model_info(tmp_path)
+    assert str(error.value).startswith(f"{tmp_path / 'neko.json'}: {message}")
+    assert "\n" not in str(error.value)
+
+
+def test_neko_json_custom_tasks_are_registered_before_the_tasks_that_name_them(tmp_path):
+    handwriting = HANDWRITING | {"metric": "cer"}
+    data = NEKO_JSON | {"tasks": ["asr", "handwriting"], "custom_tasks": [handwriting], "gate": {}}
+    data["assignment"] = {"num_experts": 4, "task_to_expert": {"asr": 3, "handwriting": 1}}
+    try:
+        info = model_dir.ModelInfo.from_dict(data)
+        assert info.assignment.expert_of("handwriting") == 1 and get_task("handwriting").metric == "cer"
+        assert info.to_dict()["custom_tasks"] == [handwriting | {"language": "en"}]
+    finally:
+        _REGISTRY.pop("handwriting", None)
+
+
+def test_the_shipped_neko_json_is_written_back_byte_for_byte(tmp_path):
+    shipped = model_dir.DEFAULT_MODEL_DIR
+    model_dir.write_model_info(tmp_path, model_dir.read_model_info(shipped))
+    assert (tmp_path / "neko.json").read_bytes() == (shipped / "neko.json").read_bytes()
 
 
 # --- the command --------------------------------------------------------------------------------------

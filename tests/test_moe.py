@@ -250,7 +250,7 @@ def test_random_assignment_is_seeded_and_distinct():
     first = ExpertAssignment.random(["asr", "st", "ocr", "tec"], 8, seed=3)
     assert first == ExpertAssignment.random(["asr", "st", "ocr", "tec"], 8, seed=3)
     assert len(set(first.task_to_expert.values())) == 4
-    assert ExpertAssignment.from_dict(first.to_dict()) == first
+    assert ExpertAssignment(**first.to_dict()) == first
 
 
 def test_unsupported_architecture_names_the_supported_ones():

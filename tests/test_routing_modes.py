@@ -6,7 +6,7 @@ import pytest
 import torch
 from moe_fixtures import FAMILIES, tiny_moe
 
-from neko.correct.model_dir import MODEL_STRATEGIES, ModelInfo
+from neko.correct.model_dir import ModelInfo
 from neko.errors import NekoError
 from neko.moe import ExpertAssignment, RoutingMode, apply_task_guidance, remove_task_guidance
 from neko.moe.routing import ROUTER_FAMILIES, find_routers, router_type
@@ -16,16 +16,17 @@ ASSIGNMENT = ExpertAssignment({"asr": 0, "ocr": 1}, num_experts=4)
 
 
 def test_config_and_model_directory_share_the_modes():
-    assert tuple(MODES) == tuple(MODEL_STRATEGIES) == tuple(RoutingMode)
+    assert tuple(MODES) == tuple(RoutingMode)
     assert [str(mode) for mode in RoutingMode] == ["task_guided", "moe", "damex", "dense"]
 
 
 def test_neko_json_keeps_the_modes_name_and_routes_by_it():
     info = ModelInfo.from_dict({"format": 1, "tasks": ["asr"], "strategy": "moe", "assignment": None})
     assert info.strategy is RoutingMode.MOE and info.to_dict()["strategy"] == "moe"
-    routed = ModelInfo(["asr", "ocr"], ASSIGNMENT, strategy="damex")
+    routed = ModelInfo(tasks=["asr", "ocr"], assignment=ASSIGNMENT, strategy="damex")
     assert routed.routing_strategy is RoutingMode.DAMEX
-    assert ModelInfo(["asr", "ocr"], ASSIGNMENT, strategy="dense").routing_strategy is RoutingMode.MOE
+    dense = ModelInfo(tasks=["asr", "ocr"], assignment=ASSIGNMENT, strategy="dense")
+    assert dense.routing_strategy is RoutingMode.MOE
     assert info.routing_strategy is None  # no assignment: a dense model
 
 

@@ -3,7 +3,6 @@ hypotheses, a picked example, changed words highlighted, the gate's decision, an
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,7 +43,7 @@ def corrector(tmp_path_factory) -> Corrector:
     valve passes, but for `st`, where it takes the hypothesis the model ranks first."""
     model_dir = make_model_dir(tmp_path_factory.mktemp("model") / "tiny", open_gate=True)
     info = read_model_info(model_dir)
-    write_model_info(model_dir, replace(info, gate={**info.gate, "st": RERANK_GATE}))
+    write_model_info(model_dir, info.model_copy(update={"gate": {**info.gate, "st": RERANK_GATE}}))
     corrector = Corrector.from_pretrained(model_dir, device="cpu")
     ids = corrector.tokenizer.encode(" the cat sat", add_special_tokens=False)
     undo = script_outputs(corrector.model, [*ids, corrector.eos_id])

@@ -21,7 +21,15 @@ COMMAND_NAMES = ("cli", "demo", "serve", "server")
 BOTTOM = ("neko.moe", "neko.data")
 ABOVE_BOTTOM = ("neko.train", "neko.correct", "neko.evaluate")
 LAYERS = (
-    ("neko.errors", "neko.tasks", "neko.resources", "neko.io", "neko.cli_support", "neko.progress"),
+    (
+        "neko.errors",
+        "neko.tasks",
+        "neko.resources",
+        "neko.io",
+        "neko.schema",
+        "neko.cli_support",
+        "neko.progress",
+    ),
     BOTTOM,
     ("neko.evaluate", "neko"),
     ("neko.correct", "neko.train"),

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
 
@@ -578,7 +578,7 @@ def save_gate_settings(model_dir: str | Path, tunings: dict[str, TaskTuning]) ->
     info = read_model_info(Path(model_dir))
     rates = dict(info.max_edit_rate) | {task: t.best.max_edit_rate for task, t in tunings.items()}
     rules = dict(info.gate) | {task: t.best.rule for task, t in tunings.items()}
-    write_model_info(model_dir, replace(info, max_edit_rate=rates, gate=rules))
+    write_model_info(model_dir, info.model_copy(update={"max_edit_rate": rates, "gate": rules}))
 
 
 def describe_rule(rule: GateRule, rate: float | None) -> str:

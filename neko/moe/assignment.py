@@ -98,7 +98,3 @@ class ExpertAssignment:
 
     def to_dict(self) -> dict:
         return {"num_experts": self.num_experts, "task_to_expert": dict(self.task_to_expert)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> ExpertAssignment:
-        return cls(dict(data["task_to_expert"]), int(data["num_experts"]))

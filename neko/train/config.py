@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.moe.assignment import ExpertAssignment
 from neko.moe.modes import RoutingMode
+from neko.schema import Schema, describe
 from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
 
 Mode = Literal[tuple(mode.value for mode in RoutingMode)]
@@ -33,13 +34,7 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
-class Section(BaseModel):
-    """A config section: unknown keys and loose types (the string "3" for a number) are errors."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
-
-
-class ArchitectureConfig(Section):
+class ArchitectureConfig(Schema):
     """Shape of a model built from scratch (Mixtral; `dense` mode builds the matching Mistral)."""
 
     hidden_size: Positive = 192
@@ -76,7 +71,7 @@ class ArchitectureConfig(Section):
         return self
 
 
-class LoraConfig(Section):
+class LoraConfig(Schema):
     """LoRA adapters via peft: attention projections and, optionally, the fused expert weights."""
 
     r: Positive = 16
@@ -86,7 +81,7 @@ class LoraConfig(Section):
     target_parameters: list[str] = ["experts.gate_up_proj", "experts.down_proj"]
 
 
-class ModelConfig(Section):
+class ModelConfig(Schema):
     """Where the model comes from: `scratch`, a local MoE checkpoint (`pretrained`), or a local dense
     checkpoint to upcycle (`dense`). `pretrained` also accepts a neko model directory (e.g. the LM
     pretrained on clean text by an earlier run)."""
@@ -98,7 +93,7 @@ class ModelConfig(Section):
     lora: LoraConfig | None = None
 
 
-class DataSource(Section):
+class DataSource(Schema):
     """One data file; a bare string in YAML is its path."""
 
     path: Annotated[str, Field(min_length=1)]
@@ -112,7 +107,7 @@ class DataSource(Section):
         return {"path": value} if isinstance(value, str) else value
 
 
-class DataConfig(Section):
+class DataConfig(Schema):
     """Correction examples (`train`, `dev`) and plain text for language-model pretraining (`text`:
     one document per line, trained on every token, routed with no task)."""
 
@@ -127,7 +122,7 @@ class DataConfig(Section):
     max_hypotheses: Positive = 5
 
 
-class OptimConfig(Section):
+class OptimConfig(Schema):
     lr: PositiveFloat = 1e-4
     weight_decay: NonNegativeFloat = 0.01
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
@@ -148,7 +143,7 @@ class OptimConfig(Section):
         return tuple(value) if isinstance(value, list) else value
 
 
-class RunConfig(Section):
+class RunConfig(Schema):
     out_dir: Annotated[str, Field(min_length=1)] = "runs/neko"
     seed: NonNegative = 0
     save_every: Positive = 500
@@ -162,7 +157,7 @@ class RunConfig(Section):
     save_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
 
 
-class TrainConfig(Section):
+class TrainConfig(Schema):
     mode: Mode = "task_guided"
     tasks: Annotated[list[str], Field(min_length=1)] = ["asr", "st", "ocr", "tec"]
     custom_tasks: list[dict[str, str]] = []
@@ -199,7 +194,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     try:
         config = TrainConfig.model_validate(raw)
     except ValidationError as error:
-        raise NekoError(f"{path}: {describe(error)}") from None
+        raise NekoError(f"{path}: {describe(error, TrainConfig)}") from None
     validate(config, str(path))
     return config
 
@@ -259,73 +254,6 @@ def set_dotted(raw: dict, dotted: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise NekoError(f"--set {dotted}: {'.'.join(parents[: depth + 1])} is a setting, not a section")
     node[last] = value
-
-
-def describe(error: ValidationError) -> str:
-    """pydantic's first complaint as one line naming the key: `optim.lr: must be > 0`."""
-    first = error.errors(include_url=False)[0]
-    location = _dotted(first["loc"])
-    kind = first["type"]
-    context = {
-        key: f"{value:g}" if isinstance(value, float) else value
-        for key, value in first.get("ctx", {}).items()
-    }
-    if kind == "extra_forbidden":
-        *section, key = first["loc"]
-        names = [part for part in section if isinstance(part, str)]
-        return f"{_dotted(tuple(section)) or 'top level'}: unknown key '{key}' (known: {_known(names)})"
-    message = _MESSAGES.get(kind, first["msg"]).format(**context)
-    if kind in _SHOWS_VALUE:
-        message += f", got {first['input']!r}"
-    return f"{location}: {message}" if location else message
-
-
-def _dotted(location: tuple[str | int, ...]) -> str:
-    """('data', 'train', 0, 'limit') -> data.train[0].limit"""
-    out = ""
-    for part in location:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
-    return out
-
-
-_SHOWS_VALUE = {
-    "int_type",
-    "float_type",
-    "string_type",
-    "bool_type",
-    "list_type",
-    "dict_type",
-    "literal_error",
-}
-_MESSAGES = {
-    "missing": "is required",
-    "int_type": "must be an integer",
-    "float_type": "must be a number",
-    "string_type": "must be a string",
-    "bool_type": "must be true or false",
-    "list_type": "must be a list",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "tuple_type": "must be a list",
-    "literal_error": "must be one of {expected}",
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}",
-    "less_than": "must be < {lt}",
-    "less_than_equal": "must be <= {le}",
-    "too_short": "must have at least {min_length} item(s)",
-    "string_too_short": "must not be empty",
-    "too_long": "must have at most {max_length} item(s)",
-    "value_error": "{error}",
-}
-
-
-def _known(section: list[str]) -> str:
-    model: type[BaseModel] = TrainConfig
-    for key in section:
-        field = model.model_fields.get(key)
-        inner = [t for t in get_args(field.annotation) or (field.annotation,) if isinstance(t, type)]
-        model = next((t for t in inner if issubclass(t, BaseModel)), model)
-    return ", ".join(sorted(model.model_fields))
 
 
 def validate(config: TrainConfig, where: str = "config") -> None:
