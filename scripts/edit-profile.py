@@ -7,7 +7,9 @@ edit type. Made to hold the synthetic TEC noise (`neko data build tec`) against 
         work/jfleg-dev-tune.jsonl.gz --limit 400
 
 Each example's first hypothesis is compared with its reference (for JFLEG: the first of its four
-corrections). Reads any format neko reads. Never on a test file to tune anything.
+corrections), both tokenised by spaCy (JFLEG comes tokenised, neko's files do not: splitting on spaces
+alone would hide every punctuation edit of neko's files). Reads any format neko reads. Never on a
+test file to tune anything.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ def profile(path: str, limit: int | None) -> tuple[dict[str, float], Counter[str
     types: Counter[str] = Counter()
     unchanged = words = 0
     for example in examples:
-        source = errant.parse(example.hypotheses[0])
-        edits = errant.annotate(source, errant.parse(example.reference))
+        source = errant.parse(example.hypotheses[0], True)
+        edits = errant.annotate(source, errant.parse(example.reference, True))
         unchanged += not edits
         words += len(source)
         types.update(edit.type for edit in edits)

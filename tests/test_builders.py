@@ -170,6 +170,58 @@ def test_tec_corruption_is_deterministic_and_covers_every_error_type():
     assert 0.05 < kept / 600 < 0.3
 
 
+LEARNER_TEXTS = [
+    "The dog is running in the park with a ball, and the boy says it is fun.",
+    "She has walked to the market and bought some apples, then went home to make dinner.",
+    "Two men were sitting on a bench, talking about their job and the big house they see.",
+    "It's a small house with a red door near the river where people learn to speak.",
+    "He writes letters to his friends in the evening and also brings them many books.",
+]
+
+
+def test_learner_noise_is_deterministic_covers_its_types_and_grows_with_the_sentence():
+    from neko.data.builders import tec
+
+    seen: set[str] = set()
+    counts: dict[int, list[int]] = {}
+    for i in range(900):
+        text = LEARNER_TEXTS[i % len(LEARNER_TEXTS)]
+        if i % 2:
+            text = " ".join(text.split()[:6]) + "."
+        first = tec.corrupt(text, random.Random(f"7/{i}"), tec.LEARNER)
+        assert first == tec.corrupt(text, random.Random(f"7/{i}"), tec.LEARNER)
+        seen.update(first[1])
+        counts.setdefault(len(text.split()), []).append(len(first[1]))
+    assert seen == set(tec.LEARNER_WEIGHTS)
+    short, long = (sum(c) / len(c) for length, c in sorted(counts.items()) if length in (6, max(counts)))
+    assert long > 2 * short  # errors in proportion to the length, not a fixed mean
+
+
+def test_word_choice_swaps_a_confusable_word_keeping_its_form_and_case():
+    from neko.data.builders import tec
+
+    words = ["Make", "sure", "they", "said", "it"]
+    assert tec._word_choice(words, random.Random(0))
+    assert words in (["Do", "sure", "they", "said", "it"], ["Make", "sure", "they", "told", "it"])
+    assert not tec._word_choice(["nothing", "here"], random.Random(0))
+
+
+def test_learner_files_are_their_own_datasets(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from neko.cli import _register_commands, app
+
+    _register_commands()
+    out = tmp_path / "learner.jsonl.gz"
+    args = ["data", "build", "tec", "--noise", "learner", "--split", "dev", "--count", "6", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    examples = list(read_jsonl(out))
+    assert len(examples) == 6
+    assert all(e.id.startswith("tec-learner-dev-") and e.dataset.endswith("/learner") for e in examples)
+    result = CliRunner().invoke(app, [*args[:4], "loud", *args[5:]])
+    assert isinstance(result.exception, NekoError) and "unknown noise 'loud'" in str(result.exception)
+
+
 def test_tec_and_jfleg_examples(tmp_path: Path):
     from neko.data.builders import tec
 
@@ -335,7 +387,7 @@ def test_partial_file_is_plain_jsonl(tmp_path: Path):
 
 
 def test_build_all_runs_each_tasks_full_builds_in_order(monkeypatch):
-    """test, dev, train, then the task's extra files: OCR's zero-shot dev file, JFLEG for TEC."""
+    """test, dev, train, then the task's extra files: OCR's zero-shot dev file; TEC's learner files, JFLEG."""
     from typer.testing import CliRunner
 
     from neko.cli import _register_commands, app
@@ -346,7 +398,9 @@ def test_build_all_runs_each_tasks_full_builds_in_order(monkeypatch):
         monkeypatch.setattr(
             builders_cli,
             name,
-            lambda name=name, **options: calls.append((name, options.get("split"), options.get("zero_shot"))),
+            lambda name=name, **options: calls.append(
+                (name, options.get("split"), options.get("zero_shot", options.get("noise")))
+            ),
         )
     _register_commands()
     result = CliRunner().invoke(app, ["data", "build", "all", "--task", "ocr", "--task", "tec"])
@@ -356,9 +410,12 @@ def test_build_all_runs_each_tasks_full_builds_in_order(monkeypatch):
         ("ocr", "dev", False),
         ("ocr", "train", False),
         ("ocr", "dev", True),
-        ("tec", "test", None),
-        ("tec", "dev", None),
-        ("tec", "train", None),
+        ("tec", "test", "synthetic"),
+        ("tec", "dev", "synthetic"),
+        ("tec", "train", "synthetic"),
+        ("tec", "test", "learner"),
+        ("tec", "dev", "learner"),
+        ("tec", "train", "learner"),
         ("jfleg", None, None),
     ]
     result = CliRunner().invoke(app, ["data", "build", "all", "--task", "speech"])

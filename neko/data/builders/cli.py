@@ -100,10 +100,18 @@ def _ocr(
     _run("ocr", split, count, out, workers, plan, builder.work, builder.setup)
 
 
-def _tec(split: str, count: int | None, out: Path | None, workers: int | None, seed: int) -> None:
+def _tec(
+    split: str, count: int | None, out: Path | None, workers: int | None, seed: int, noise: str = "synthetic"
+) -> None:
     from neko.data.builders import tec as builder
 
-    _run("tec", split, count, out, workers, lambda n: builder.plan(split, n, seed), builder.work, None)
+    if noise not in builder.NOISES:
+        raise NekoError(f"unknown noise {noise!r}; expected one of {', '.join(builder.NOISES)}")
+    model = builder.NOISES[noise]
+    if model is not builder.SYNTHETIC:
+        out = out or Path("data") / "tec" / f"{noise}-{split}.jsonl.gz"
+    plan = partial(builder.plan, split, seed=seed, noise=model)
+    _run("tec", split, count, out, workers, plan, builder.work, None)
 
 
 def _build_command(name: str, summary: str, build: Callable[..., None], workers_option=WorkersOption):
@@ -152,9 +160,25 @@ def ocr(
     _ocr(split, count, out, workers, seed, zero_shot)
 
 
-tec = _build_command(
-    "tec", "Clean English with synthetic grammatical and spelling errors.", _tec, TecWorkersOption
+NoiseOption = typer.Option(
+    "synthetic",
+    "--noise",
+    help="synthetic (data/tec/SPLIT.jsonl.gz) or learner: errors matched to JFLEG's learner English "
+    "(data/tec/learner-SPLIT.jsonl.gz)",
 )
+
+
+@build_app.command("tec")
+def tec(
+    split: str = SplitOption,
+    count: int | None = CountOption,
+    out: Path | None = OutOption,
+    workers: int | None = TecWorkersOption,
+    seed: int = SeedOption,
+    noise: str = NoiseOption,
+) -> None:
+    """Clean English with grammatical and spelling errors injected."""
+    _tec(split, count, out, workers, seed, noise)
 
 
 @build_app.command()
@@ -231,7 +255,7 @@ def build_all(
     task: list[str] = TasksOption, workers: int | None = WorkersOption, seed: int = SeedOption
 ) -> None:
     """Every split of the given tasks at full size: test, then dev, then train, then a task's extra
-    files (OCR's zero-shot dev file, JFLEG)."""
+    files (OCR's zero-shot dev file; TEC's learner files and JFLEG)."""
     plans = full_builds(workers, seed)
     for name in task:
         if name not in plans:
@@ -252,7 +276,8 @@ def full_builds(workers: int | None, seed: int) -> dict[str, list[Callable[[], o
             partial(ocr, split="dev", workers=workers, zero_shot=True, **sized),
         ],
         "tec": [
-            *(partial(tec, split=split, workers=workers, **sized) for split in splits),
+            *(partial(tec, split=split, workers=workers, noise="synthetic", **sized) for split in splits),
+            *(partial(tec, split=split, workers=workers, noise="learner", **sized) for split in splits),
             partial(jfleg, out=Path("data/tec/jfleg.jsonl.gz"), corpora=None),
         ],
         "mt": [partial(mt, split=split, **sized) for split in splits],

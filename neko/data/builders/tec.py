@@ -1,16 +1,22 @@
-"""TEC data: synthetic grammatical and spelling errors injected into clean English; and JFLEG dev.
+"""TEC data: grammatical and spelling errors injected into clean English; and JFLEG dev.
 
-`corrupt(text, rng)` keeps a sentence unchanged with probability KEEP_RATE (a corrector must learn
-to copy correct text); otherwise it applies 1 + Poisson-like extra errors (mean ERRORS_MEAN), each
-of a type drawn with ERROR_WEIGHTS; a type that does not apply to the sentence is redrawn. Everything
-is a function of the seeded random generator, so a build is deterministic.
+`corrupt(text, rng, noise)` keeps a sentence unchanged with probability `noise.keep_rate` (a
+corrector must learn to copy correct text); otherwise it applies 1 + geometric extra errors, each of
+a type drawn with `noise.weights`; a type that does not apply to the sentence is redrawn. Two noise
+models: `SYNTHETIC` (the `tec/{train,dev,test}` files: a fixed mean of ERRORS_MEAN errors) and
+`LEARNER` (the `tec/learner-*` files: matched to real learner English, JFLEG dev's first half as
+ERRANT sees it with `scripts/edit-profile.py`: errors in proportion to the sentence's length, few
+spelling errors, word-choice confusions, dropped punctuation). Everything is a function of the
+seeded random generator, so a build is deterministic.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from neko.data.builders.common import Job, job_rng, sentence_jobs
@@ -33,10 +39,54 @@ ERROR_WEIGHTS = {
     "punctuation": 8,
     "capitalisation": 5,
 }
+LEARNER_WEIGHTS = {
+    "determiner": 6,
+    "preposition": 4,
+    "verb_form": 4,
+    "tense": 2,
+    "agreement": 5,
+    "noun_number": 7,
+    "spelling": 7,
+    "word_choice": 12,
+    "word_order": 2,
+    "missing_word": 5,
+    "extra_word": 5,
+    "punctuation": 2,
+    "dropped_punctuation": 5,
+    "capitalisation": 4,
+}
+"""ERRANT's edit types of JFLEG dev's first half (`scripts/edit-profile.py`), folded onto the
+operations: e.g. determiner = M:DET + R:DET + U:DET, word_choice = R:VERB + R:NOUN + R:ADJ + R:ADV.
+Its rewrites of whole phrases (R:OTHER, 14% of its edits) have no operation."""
+LEARNER_ERRORS_PER_WORD = 0.32
 SOURCES = {"train": {"captions": 4, "bible": 2, "wordnet": 2, "handbook": 1}}
 SOURCES["dev"] = SOURCES["train"]
 SOURCES["test"] = {"captions": 3, "bible": 2, "wordnet": 2, "handbook": 1, "fortunes": 2}
 HELD_OUT_SOURCE = "fortunes"
+
+
+@dataclass(frozen=True)
+class Noise:
+    """An error model: how many sentences stay clean, how many errors the others get (a fixed mean,
+    or `errors_per_word` times the sentence's length, at least 1, at most `most_errors`), of which
+    types (`weights` over `OPERATIONS`), and the suffix of its dataset names."""
+
+    name: str
+    keep_rate: float
+    weights: Mapping[str, float]
+    errors_mean: float = ERRORS_MEAN
+    errors_per_word: float | None = None
+    most_errors: int = 5
+
+    def mean_errors(self, words: int) -> float:
+        if self.errors_per_word is None:
+            return self.errors_mean
+        return max(1.0, self.errors_per_word * words)
+
+
+SYNTHETIC = Noise("synthetic", KEEP_RATE, ERROR_WEIGHTS)
+LEARNER = Noise("learner", 0.10, LEARNER_WEIGHTS, errors_per_word=LEARNER_ERRORS_PER_WORD, most_errors=10)
+NOISES = {noise.name: noise for noise in (SYNTHETIC, LEARNER)}
 
 DETERMINERS = ["a", "an", "the", "this", "that", "some"]
 PREPOSITIONS = ["in", "on", "at", "of", "for", "to", "with", "by", "from", "about", "into", "over"]
@@ -316,7 +366,8 @@ def _extra_word(words: list[str], rng: random.Random) -> bool:
     return True
 
 
-def _punctuation(words: list[str], rng: random.Random) -> bool:
+def _punctuation(words: list[str], rng: random.Random, adds: bool = True) -> bool:
+    """Drop a comma, an apostrophe or the final stop, or (`adds`) add a comma."""
     commas = [i for i, w in enumerate(words) if w.endswith((",", ";", ":"))]
     apostrophes = [i for i, w in enumerate(words) if "'" in _split(w)[1]]
     options = []
@@ -326,7 +377,7 @@ def _punctuation(words: list[str], rng: random.Random) -> bool:
         options.append("drop_apostrophe")
     if words and words[-1].endswith((".", "!", "?")):
         options.append("drop_final")
-    if len(words) > 3:
+    if adds and len(words) > 3:
         options.append("add_comma")
     if not options:
         return False
@@ -362,6 +413,58 @@ def _capitalisation(words: list[str], rng: random.Random) -> bool:
     return True
 
 
+WORD_CHOICES = [
+    (("make", "makes", "made", "making"), ("do", "does", "did", "doing")),
+    (("say", "says", "said", "saying"), ("tell", "tells", "told", "telling")),
+    (("speak", "speaks", "spoke", "speaking"), ("talk", "talks", "talked", "talking")),
+    (("see", "sees", "saw", "seeing"), ("look", "looks", "looked", "looking")),
+    (("watch", "watches", "watched", "watching"), ("see", "sees", "saw", "seeing")),
+    (("hear", "hears", "heard", "hearing"), ("listen", "listens", "listened", "listening")),
+    (("bring", "brings", "brought", "bringing"), ("take", "takes", "took", "taking")),
+    (("learn", "learns", "learned", "learning"), ("teach", "teaches", "taught", "teaching")),
+    (("borrow", "borrows", "borrowed", "borrowing"), ("lend", "lends", "lent", "lending")),
+    (("raise", "raises", "raised", "raising"), ("rise", "rises", "rose", "rising")),
+    (("win", "wins", "won", "winning"), ("earn", "earns", "earned", "earning")),
+    (("come", "comes", "came", "coming"), ("go", "goes", "went", "going")),
+    (("get", "gets", "got", "getting"), ("take", "takes", "took", "taking")),
+    (("job",), ("work",)),
+    (("house",), ("home",)),
+    (("trip",), ("travel",)),
+    (("advice",), ("advise",)),
+    (("chance",), ("opportunity",)),
+    (("people",), ("persons",)),
+    (("fun",), ("funny",)),
+    (("boring",), ("bored",)),
+    (("interesting",), ("interested",)),
+    (("big",), ("great",)),
+    (("many",), ("much",)),
+    (("few",), ("little",)),
+    (("another",), ("other",)),
+    (("also",), ("too",)),
+    (("most",), ("almost",)),
+    (("while",), ("during",)),
+    (("each",), ("every",)),
+    (("economic",), ("economical",)),
+]
+"""Words learners confuse, in both directions; a verb's forms (base, -s, past, -ing) map form to form
+(a word in two pairs takes the later one's partner)."""
+_CHOICES = {
+    form: other
+    for first, second in WORD_CHOICES
+    for forms, others in ((first, second), (second, first))
+    for form, other in zip(forms, others, strict=True)
+}
+
+
+def _word_choice(words: list[str], rng: random.Random) -> bool:
+    spots = _candidates(words, lambda core: core.lower() in _CHOICES)
+    if not spots:
+        return False
+    i = rng.choice(spots)
+    _replace_core(words, i, _CHOICES[_split(words[i])[1].lower()])
+    return True
+
+
 OPERATIONS: dict[str, Callable[[list[str], random.Random], bool]] = {
     "determiner": _determiner,
     "preposition": _preposition,
@@ -375,18 +478,21 @@ OPERATIONS: dict[str, Callable[[list[str], random.Random], bool]] = {
     "extra_word": _extra_word,
     "punctuation": _punctuation,
     "capitalisation": _capitalisation,
+    "word_choice": _word_choice,
+    "dropped_punctuation": partial(_punctuation, adds=False),
 }
 
 
-def corrupt(text: str, rng: random.Random, keep_rate: float = KEEP_RATE) -> tuple[str, list[str]]:
+def corrupt(text: str, rng: random.Random, noise: Noise = SYNTHETIC) -> tuple[str, list[str]]:
     """The corrupted sentence and the error types applied (empty when kept unchanged)."""
-    if rng.random() < keep_rate:
+    if rng.random() < noise.keep_rate:
         return text, []
-    wanted = 1
-    while rng.random() < (ERRORS_MEAN - 1) / ERRORS_MEAN and wanted < 5:
-        wanted += 1
-    names, weights = list(ERROR_WEIGHTS), list(ERROR_WEIGHTS.values())
     words = text.split()
+    mean = noise.mean_errors(len(words))
+    wanted = 1
+    while rng.random() < (mean - 1) / mean and wanted < noise.most_errors:
+        wanted += 1
+    names, weights = list(noise.weights), list(noise.weights.values())
     applied: list[str] = []
     for _ in range(wanted * 6):
         if len(applied) == wanted:
@@ -399,13 +505,24 @@ def corrupt(text: str, rng: random.Random, keep_rate: float = KEEP_RATE) -> tupl
     return " ".join(words), applied
 
 
-def plan(split: str, count: int, seed: int) -> list[Job]:
-    return sentence_jobs("tec", split, count, seed, SOURCES)
+def stream(noise: Noise) -> str:
+    """The name that seeds a noise model's choice of sentences and its random draws (and starts its
+    example ids): `tec` for the synthetic files, `tec-learner` for the learner ones."""
+    return "tec" if noise is SYNTHETIC else f"tec-{noise.name}"
+
+
+def plan(split: str, count: int, seed: int, noise: Noise = SYNTHETIC) -> list[Job]:
+    jobs = sentence_jobs(stream(noise), split, count, seed, SOURCES)
+    if noise is not SYNTHETIC:
+        for job in jobs:
+            job.params["noise"] = noise.name
+    return jobs
 
 
 def work(state: object, job: Job) -> Example:
     p = job.params
-    corrupted, errors = corrupt(p["text"], job_rng(p["seed"], "tec", p["split"], job.index))
+    noise = NOISES[p.get("noise", SYNTHETIC.name)]
+    corrupted, errors = corrupt(p["text"], job_rng(p["seed"], stream(noise), p["split"], job.index), noise)
     metadata = {
         "source": p["source"],
         "source_id": p["text_id"],
@@ -419,7 +536,7 @@ def work(state: object, job: Job) -> Example:
         task="tec",
         hypotheses=[corrupted],
         reference=p["text"],
-        dataset=f"{p['source']}/synthetic",
+        dataset=f"{p['source']}/{noise.name}",
         metadata=metadata,
     )
 
