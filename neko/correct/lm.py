@@ -45,6 +45,9 @@ class PromptScores:
 class LanguageModel(Protocol):
     """The two passes the `Corrector` asks of a model. Prompts are token-id rows of one batch."""
 
+    engine: str
+    """The name of the engine that runs it (`neko.correct.engines.ENGINES`)."""
+
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
