@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from neko.correct.drafts import DRAFT_TOKENS, NGRAM, DraftRow, PromptLookup, copy_sources
-from neko.correct.generation import left_pad, model_device
+from neko.correct.generation import left_pad, model_device, run_prompts
 from neko.correct.lm import Generated
 
 HOLE_SLACK = 32
@@ -116,16 +116,7 @@ def _prefill(
     values: list[list[torch.Tensor]] = []
     firsts = []
     for group in groups:
-        input_ids, attention_mask, position_ids = left_pad([prompts[i] for i in group], pad_id, device)
-        group_cache = DynamicCache()
-        logits = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=group_cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits
+        logits, group_cache, input_ids, _ = run_prompts(model, [prompts[i] for i in group], pad_id, device, 1)
         firsts.append(logits[:, -1].argmax(-1))
         extra = width - input_ids.shape[1]
         for layer, (k, v, _) in enumerate(group_cache):

@@ -67,6 +67,26 @@ def generate(
     return results
 
 
+def run_prompts(
+    model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device, keep: int
+) -> tuple[torch.Tensor, object, torch.Tensor, torch.Tensor]:
+    """One pass over left-padded `prompts` into a fresh KV cache: the logits of the last `keep`
+    positions (0: all), the cache, and the rows' `input_ids` and `attention_mask`."""
+    from transformers import DynamicCache
+
+    input_ids, attention_mask, position_ids = left_pad(prompts, pad_id, device)
+    cache = DynamicCache()
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=keep,
+    ).logits
+    return logits, cache, input_ids, attention_mask
+
+
 @torch.inference_mode()
 def score_after_prompts(
     model: torch.nn.Module,
@@ -84,18 +104,8 @@ def score_after_prompts(
     by the prompt pass's last logits. `familiarity_skip_ids` (markers) asks for each prompt's
     familiarity too, from the same pass.
     """
-    from transformers import DynamicCache
-
-    input_ids, attention_mask, position_ids = left_pad(prompts, pad_id, model_device(model))
-    cache = DynamicCache()
-    logits = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=0 if familiarity_skip_ids is not None else 1,
-    ).logits
+    keep = 0 if familiarity_skip_ids is not None else 1
+    logits, cache, input_ids, attention_mask = run_prompts(model, prompts, pad_id, model_device(model), keep)
     familiarity: list[float | None] = [None] * len(prompts)
     if familiarity_skip_ids is not None:
         familiarity = mean_next_token_logprobs(logits, input_ids, attention_mask, familiarity_skip_ids)
