@@ -8,11 +8,13 @@ import shutil
 import numpy as np
 import pytest
 from correct_fixtures import make_model_dir, random_inputs
+from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerFast
 
 from neko.correct import Corrector
 from neko.correct.engines import ONNX_MOST_INPUTS, pick_engine
 from neko.correct.model_dir import read_model_info
+from neko.correct.onnx_lm import export_matches
 from neko.correct.tokenizer import load_tokenizer
 from neko.errors import NekoError
 
@@ -65,13 +67,19 @@ def test_the_onnx_engine_scores_and_reranks_as_torch(model_dir):
     assert onnx.rerank(examples) == torch_engine.rerank(examples)
 
 
-def test_an_export_of_other_weights_is_refused(model_dir, tmp_path):
+def test_an_export_of_other_weights_is_refused_or_passed_over_by_auto(model_dir, tmp_path):
     changed = tmp_path / "changed"
     shutil.copytree(model_dir, changed)
-    with (changed / "model.safetensors").open("ab") as weights:
-        weights.write(b" ")
+    weights = load_file(changed / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] + 0.01  # trained on: the export is of the weights before
+    save_file(weights, changed / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(NekoError, match=r"not exported from this directory.s weights.*neko export"):
         Corrector.from_pretrained(changed, engine="onnx")
+    assert export_matches(model_dir) and not export_matches(changed)
+    with pytest.warns(UserWarning, match="correcting with the copy engine meanwhile"):
+        corrector = Corrector.from_pretrained(changed, device="cpu", inputs=1)  # auto
+    assert corrector.engine == "copy"
 
 
 def test_what_the_onnx_engine_cannot_do_is_one_line(model_dir, tmp_path):

@@ -96,8 +96,8 @@ def correct_command(
     data = read_data(input, format=format, task=task)
     examples = data.examples
     # beam search runs on transformers: `auto` may take the onnx engine for greedy decoding only
-    engine = pick_engine(engine, model_dir, len(examples) if beams == 1 else None, device)
-    if engine != "onnx":
+    inputs = len(examples) if beams == 1 else None
+    if pick_engine(engine, model_dir, inputs, device) != "onnx":
         with start_up():
             from transformers.utils import logging as transformers_logging
 
@@ -107,7 +107,7 @@ def correct_command(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         with start_up():
-            corrector = Corrector.from_pretrained(model_dir, device=device, engine=engine)
+            corrector = Corrector.from_pretrained(model_dir, device=device, engine=engine, inputs=inputs)
         with progress_bar("correcting", len(examples), quiet) as corrector.progress:
             corrections = corrector.correct(
                 examples,
@@ -226,9 +226,7 @@ def tune_gate_command(
     else:
         transformers_logging.disable_progress_bar()
         with start_up():
-            corrector = Corrector.from_pretrained(
-                model_dir, engine=pick_engine(engine, model_dir, len(examples))
-            )
+            corrector = Corrector.from_pretrained(model_dir, engine=engine, inputs=len(examples))
         with progress_bar("correcting", len(examples), quiet) as corrector.progress:
             rows = collect_rows(corrector, examples, batch_size)
         if evidence is not None:

@@ -116,28 +116,36 @@ class Corrector:
         dtype: torch.dtype | str | None = None,
         engine: str = DEFAULT_ENGINE,
         threads: int | None = None,
+        inputs: int | None = None,
     ) -> Corrector:
         """Load a model directory (None: the default model, `models/neko-tiny`) on `device` (None or
         "auto": CUDA when available). `dtype` overrides the checkpoint's. `engine` `onnx` runs the
-        directory's `model.onnx` on the CPU with `threads` (None: one per core); `auto` is `copy`
-        except on an ONNX export's folder (`neko.correct.engines.pick_engine`)."""
+        directory's `model.onnx` on the CPU with `threads` (None: one per core); `auto` picks by the
+        number of `inputs` to come (`neko.correct.engines.pick_engine`; None: `copy`, except on an
+        ONNX export's folder) and, should the export be stale, warns and takes `copy`."""
         path = resolve_model_dir(path)
-        engine = pick_engine(engine, path, device=None if device is None else str(device))
-        check_model_files(path, onnx=engine == "onnx")
+        chosen = pick_engine(engine, path, inputs, device=None if device is None else str(device))
+        check_model_files(path, onnx=chosen == "onnx")
         info = read_model_info(path)
         tokenizer = load_tokenizer(path, info.prompt_style, info.tasks)
-        if engine == "onnx":
-            from neko.correct.onnx_lm import OnnxLM
+        if chosen == "onnx":
+            from neko.correct.onnx_lm import OnnxLM, StaleExport
 
             if device not in (None, "auto", "cpu"):
                 raise NekoError(
                     f"the onnx engine runs on the CPU, not on {device!r}; use --engine copy there"
                 )
-            return cls(OnnxLM(path, threads), tokenizer, info, name=str(path))
+            try:
+                return cls(OnnxLM(path, threads), tokenizer, info, name=str(path))
+            except StaleExport as error:
+                if engine != "auto":
+                    raise
+                warnings.warn(f"{error}; correcting with the copy engine meanwhile", stacklevel=2)
+                chosen = "copy"
         from neko.correct.torch_lm import load_model, resolve_device
 
         model = load_model(path, resolve_device(device), dtype)
-        return cls(model, tokenizer, info, name=str(path), engine=engine)
+        return cls(model, tokenizer, info, name=str(path), engine=chosen)
 
     @property
     def engine(self) -> str:

@@ -30,6 +30,10 @@ WEIGHTS_KEY = "neko_weights_sha256"
 RUNTIME_HINT = "pip install onnxruntime (a dependency of neko)"
 
 
+class StaleExport(NekoError):
+    """`model.onnx` was exported from other weights than its directory holds."""
+
+
 def weights_digest(model_dir: Path) -> str | None:
     """SHA-256 over the directory's safetensors files, in name order (None when it has none)."""
     files = sorted(model_dir.glob("*.safetensors"))
@@ -76,7 +80,7 @@ class OnnxLM:
         exported_from = self.session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY)
         current = weights_digest(model_dir)
         if current is not None and exported_from != current:
-            raise NekoError(
+            raise StaleExport(
                 f"{path}: was not exported from this directory's weights (they changed since); export it "
                 f"again with `neko export {model_dir} {model_dir} --to onnx`"
             )
@@ -182,3 +186,13 @@ class OnnxLM:
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def export_matches(model_dir: Path) -> bool:
+    """Whether `model_dir` has a `model.onnx` that ONNX Runtime loads and that was exported from the
+    directory's weights (scripts/setup.sh asks, to export again only when needed)."""
+    try:
+        OnnxLM(model_dir, threads=1)
+    except NekoError:
+        return False
+    return True
