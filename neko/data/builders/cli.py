@@ -22,6 +22,7 @@ DEFAULT_COUNTS = {
     "asr": {"train": 30000, "dev": 1000, "test": 1500},
     "ocr": {"train": 30000, "dev": 1000, "test": 1500, "zero-shot-dev": 400},
     "tec": {"train": 50000, "dev": 1000, "test": 1500},
+    "tec-learner": {"train": 25000, "dev": 1000, "test": 1500},
     "modern": {"train": 30000, "dev": 1000, "test": 1500},
 }
 
@@ -111,7 +112,7 @@ def _tec(
     if model is not builder.SYNTHETIC:
         out = out or Path("data") / "tec" / f"{noise}-{split}.jsonl.gz"
     plan = partial(builder.plan, split, seed=seed, noise=model)
-    _run("tec", split, count, out, workers, plan, builder.work, None)
+    _run(builder.stream(model), split, count, out, workers, plan, builder.work, None)
 
 
 def _build_command(name: str, summary: str, build: Callable[..., None], workers_option=WorkersOption):
