@@ -49,7 +49,8 @@ def weights_digest(model_dir: Path) -> str | None:
 
 class OnnxLM:
     """`model.onnx` of a model directory (or export folder) on ONNX Runtime's CPU provider; `threads`
-    None: its default (one per core)."""
+    None: its default (one per core). Idle threads sleep instead of spinning, as torch's do under
+    `OMP_WAIT_POLICY=PASSIVE`: on a shared machine spinning threads slowed a correction by half."""
 
     engine = "onnx"
 
