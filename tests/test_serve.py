@@ -104,6 +104,7 @@ def test_every_input_form_is_corrected_like_the_corrector_does(server, reference
             Example("mine", "ocr", ["numbers 0 1 2"]),
         ],
         batch_size=SETTINGS.batch_size,
+        evidence=True,
     )
     assert answer == {"corrections": [asdict(c) for c in expected], "model": "tiny"}
     assert [c["id"] for c in answer["corrections"]] == ["0", "1", "mine"]
@@ -266,7 +267,7 @@ def test_concurrent_requests_share_one_model_call_and_each_gets_its_own_answers(
     assert len(recorder.calls) == 2, "the six queued requests should be served by one model call"
     batch = recorder.calls[1]
     assert len(batch) == 12
-    expected = [asdict(c) for c in reference.correct(batch, batch_size=SETTINGS.batch_size)]
+    expected = [asdict(c) for c in reference.correct(batch, batch_size=SETTINGS.batch_size, evidence=True)]
     by_request = {id(example): i for i, example in enumerate(batch)}
     assert len(by_request) == 12
     served = [c for answer in answers for c in answer.json()["corrections"]]
@@ -392,7 +393,7 @@ def test_sigterm_answers_requests_in_flight_then_stops(model_path, reference):
     assert server._captured_signals == [signal.SIGTERM]
     assert [a.status_code for a in answers] == [200, 200, 200]
     for body, answer in zip(bodies, answers, strict=True):
-        [expected] = reference.correct(body["inputs"], task="asr")
+        [expected] = reference.correct(body["inputs"], task="asr", evidence=True)
         [found] = answer.json()["corrections"]
         assert same_answer(found, asdict(expected))
     assert not app.state.service.batcher._worker.is_alive()

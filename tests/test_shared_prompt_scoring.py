@@ -87,7 +87,7 @@ def test_gate_evidence_equals_plain_scores(corrector):
         ["she sells sea shells"],
         ["numbers 0 1 2 3", "numbers 0 1 2 3 4 5 6 7 8 9 and more words", "number"],
     ]
-    corrections = corrector.correct(inputs, task="asr", batch_size=3, safety_valve=False)
+    corrections = corrector.correct(inputs, task="asr", batch_size=3, safety_valve=False, evidence=True)
     items = corrector._prepare(inputs, "asr", None)
     model, markers = corrector.model, corrector.tokenizer.all_special_ids
     for item, correction in zip(items, corrections, strict=True):

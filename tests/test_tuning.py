@@ -159,7 +159,7 @@ def scripted(tmp_path):
 def test_the_evidence_comes_from_the_model(scripted):
     corrector, _ = scripted
     hypotheses = ["the cat sad", "the cat sat", "a cat sat"]
-    [correction] = corrector.correct([Example("x", "asr", hypotheses)], gate=GateRule.open())
+    [correction] = corrector.correct([Example("x", "asr", hypotheses)], gate=GateRule.open(), evidence=True)
     found = correction.evidence
     scores = corrector.score([hypotheses], task="asr", per_token=True)[0]
     output_score = corrector.score([[SCRIPT]], task="asr", per_token=True)[0][0]

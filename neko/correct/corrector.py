@@ -17,6 +17,7 @@ did not use the model's output, per reason, for the latest `correct` call.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -187,6 +188,7 @@ class Corrector:
         max_source_tokens: int | None = None,
         safety_valve: bool | SafetyValve = True,
         gate: bool | GateRule | Mapping[str, GateRule] = True,
+        evidence: bool = False,
     ) -> list[Correction]:
         """Correct every input (greedy, or beam search with `num_beams` > 1); in input order.
 
@@ -194,10 +196,13 @@ class Corrector:
         for the default thresholds with the model's per-task `max_edit_rate` (`neko.json`, see
         `neko tune-gate`), a `SafetyValve` for others, False for no degeneracy check. `gate`: True for
         the model's tuned rules (`neko.json`; an untuned task keeps its 1-best), a `GateRule` for every
-        task or a mapping per task, False to take every output the valve passes.
+        task or a mapping per task, False to take every output the valve passes. `evidence`: score the
+        output and every hypothesis of every input and give each `Correction` what the gate decided
+        on (`neko eval` and `neko tune-gate` need it); without it only what each task's rule needs is
+        scored (`GateRule.scored_texts`: the same decisions, far fewer passes) and `evidence` is None.
         """
         items = self._prepare(examples, task, max_source_tokens)
-        return self._correct(items, num_beams, batch_size, max_new_tokens, safety_valve, gate)
+        return self._correct(items, num_beams, batch_size, max_new_tokens, safety_valve, gate, evidence)
 
     def _correct(
         self,
@@ -207,6 +212,7 @@ class Corrector:
         max_new_tokens: int | None = None,
         safety_valve: bool | SafetyValve = True,
         gate: bool | GateRule | Mapping[str, GateRule] = True,
+        evidence: bool = False,
     ) -> list[Correction]:
         if num_beams < 1:
             raise NekoError(f"num_beams must be at least 1, got {num_beams}")
@@ -244,10 +250,11 @@ class Corrector:
                 for item, text, reason in zip(items, texts, reasons, strict=True)
             ]
         else:
-            evidence = self._evidence(items, texts, reasons, batch_size)
+            rules = [self._gate_rule(item.task.name, gate) for item in items]
+            found = self._evidence(items, texts, reasons, batch_size, None if evidence else rules)
             corrections = [
-                self._decide(item, found, self._gate_rule(item.task.name, gate))
-                for item, found in zip(items, evidence, strict=True)
+                self._decide(item, item_evidence, rule, evidence)
+                for item, item_evidence, rule in zip(items, found, rules, strict=True)
             ]
         self.last_fallbacks = Counter(c.reason for c in corrections if c.fell_back)
         return corrections
@@ -265,12 +272,33 @@ class Corrector:
         return safety_valve.check(output, item.hypotheses[0], finished, item.hypotheses)
 
     def _evidence(
-        self, items: list[_Item], outputs: list[str], reasons: list[str | None], batch_size: int
+        self,
+        items: list[_Item],
+        outputs: list[str],
+        reasons: list[str | None],
+        batch_size: int,
+        rules: list[GateRule] | None = None,
     ) -> list[Evidence]:
         """What the gate decides on (`neko.correct.gate`): scores of each output and hypothesis as the
-        answer, the familiarity of each prompt, N-best support of each change."""
-        candidates = [[output, *item.hypotheses] for item, output in zip(items, outputs, strict=True)]
-        found = self._score_texts(items, candidates, batch_size, with_familiarity=True)
+        answer, the familiarity of each prompt, N-best support of each change. With `rules`, only
+        what each input's rule needs is scored: the rest is the 1-best (`pick`) or NaN (`margin`,
+        `rerank_margin`, `familiarity`), which its rule never reads."""
+        candidates = [
+            [output, *item.hypotheses]
+            if rules is None
+            else rules[i].scored_texts(output, item.hypotheses, reasons[i])
+            for i, (item, output) in enumerate(zip(items, outputs, strict=True))
+        ]
+        scored = [i for i, texts in enumerate(candidates) if texts]
+        found: list[PromptScores] = [PromptScores([math.nan, math.nan], math.nan)] * len(items)
+        for i, scores in zip(
+            scored,
+            self._score_texts(
+                [items[i] for i in scored], [candidates[i] for i in scored], batch_size, with_familiarity=True
+            ),
+            strict=True,
+        ):
+            found[i] = scores
         evidence = []
         for item, output, reason, scores in zip(items, outputs, reasons, found, strict=True):
             output_score, hypothesis_scores = scores.targets[0], scores.targets[1:]
@@ -297,7 +325,7 @@ class Corrector:
         return gate.get(task, GateRule.closed())
 
     @staticmethod
-    def _decide(item: _Item, evidence: Evidence, rule: GateRule) -> Correction:
+    def _decide(item: _Item, evidence: Evidence, rule: GateRule, keep_evidence: bool = True) -> Correction:
         decision, reason = rule.decide(evidence)
         return Correction(
             item.id,
@@ -307,7 +335,7 @@ class Corrector:
             reason,
             evidence.output,
             decision,
-            evidence,
+            evidence if keep_evidence else None,
         )
 
     def fallback_target(self, corrections: Sequence[Correction]) -> str:

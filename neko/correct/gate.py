@@ -88,6 +88,18 @@ class GateRule:
             return "rerank", reason
         return "1-best", reason
 
+    def scored_texts(self, output: str, hypotheses: Sequence[str], valve_reason: str | None) -> list[str]:
+        """What `decide` needs scored for `output`: nothing where no score can change the decision (an
+        unchanged output; a closed gate; an output the valve refused, with reranking off), the output
+        and the 1-best where the rule never reranks, else the output and every hypothesis."""
+        if valve_reason is None and output == hypotheses[0]:
+            return []
+        if self.rerank_margin is not None:
+            return [output, *hypotheses]
+        if valve_reason is None and self.accept_margin is not None:
+            return [output, hypotheses[0]]
+        return []
+
     def _refusal(self, evidence: Evidence) -> str | None:
         if self.accept_margin is None:
             return "gate closed"

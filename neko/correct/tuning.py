@@ -158,7 +158,7 @@ def collect_rows(corrector: Corrector, examples: Sequence[Example], batch_size: 
         if example.reference is None:
             raise NekoError(f"example {example.id!r} has no reference; the gate cannot be tuned on it")
     open_valve = SafetyValve(max_edit_rate=None)
-    corrections = corrector.correct(examples, batch_size=batch_size, safety_valve=open_valve)
+    corrections = corrector.correct(examples, batch_size=batch_size, safety_valve=open_valve, evidence=True)
     return [
         Row(example, c.evidence, open_valve.needed_edit_rate(c.output, example.hypotheses))
         for example, c in zip(examples, corrections, strict=True)

@@ -106,7 +106,9 @@ def run_model(
 
         corrector = Corrector.from_pretrained(run.path)
     with progress_bar("correcting", len(examples)) as corrector.progress:
-        corrections = corrector.correct(examples, num_beams=run.beams, batch_size=run.batch_size)
+        corrections = corrector.correct(
+            examples, num_beams=run.beams, batch_size=run.batch_size, evidence=True
+        )
     decisions = Counter(c.decision for c in corrections)
     summary = ", ".join(f"{decisions[d]} {d}" for d in DECISIONS if decisions[d])
     console.print(f"{corrector.name}: {len(examples)} corrected; the text is {summary}")

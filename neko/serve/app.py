@@ -87,7 +87,11 @@ class _Service:
             return
         settings = self.settings
         batcher: MicroBatcher[Example, dict[str, Any]] = MicroBatcher(
-            lambda examples: [asdict(c) for c in corrector.correct(examples, batch_size=settings.batch_size)],
+            lambda examples: [
+                # each answer carries the gate's evidence: why its decision was taken
+                asdict(c)
+                for c in corrector.correct(examples, batch_size=settings.batch_size, evidence=True)
+            ],
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
             max_queue=settings.max_queue,
