@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from correct_fixtures import TASKS, make_model_dir, script_outputs
+from correct_fixtures import TASKS, make_model_dir, random_inputs, script_outputs
 from typer.testing import CliRunner
 
 import neko.correct.model_dir as model_dir
 from neko.cli import _register_commands, app
 from neko.correct import Correction, Corrector, SafetyValve
 from neko.correct.cli import correct_command
+from neko.correct.gate import GateRule
 from neko.correct.prompts import build_prompt, decode
 from neko.correct.safety import longest_run
 from neko.data.schema import Example
@@ -510,3 +511,29 @@ def test_safety_valve_falls_back_on_outputs_unrelated_to_every_hypothesis():
     assert valve.check(fluent_but_unrelated, hypotheses[0], True, hypotheses) == "unrelated"
     lenient = SafetyValve(max_edit_rate=None)
     assert lenient.check(fluent_but_unrelated, hypotheses[0], True, hypotheses) is None
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        GateRule.closed(),
+        GateRule(accept_margin=0.0, min_familiarity=-50.0, require_support=False),
+        GateRule(accept_margin=0.5, rerank_margin=0.0, require_support=False),
+        GateRule(rerank_margin=-1.0),
+        GateRule.open(),
+    ],
+    ids=["closed", "accept", "accept-and-rerank", "rerank", "open"],
+)
+def test_scoring_only_what_the_rule_needs_gives_the_same_corrections(tmp_path_factory, rule):
+    """Without `evidence` the gate scores fewer texts (nothing for a closed gate or an unchanged
+    output, the 1-best alone beside the output when it never reranks) and decides alike."""
+    examples = random_inputs(24, seed=11)
+    path = make_model_dir(tmp_path_factory.mktemp("gate-needs") / "m", max_new_tokens=16)
+    corrector = Corrector.from_pretrained(path, device="cpu")
+    # no safety valve: a random model's outputs are degenerate, and the gate should see them
+    full, fast = (
+        corrector.correct(examples, batch_size=8, safety_valve=False, gate=rule, evidence=evidence)
+        for evidence in (True, False)
+    )
+    assert [(c.text, c.decision, c.reason) for c in fast] == [(c.text, c.decision, c.reason) for c in full]
+    assert all(c.evidence is None for c in fast) and all(c.evidence is not None for c in full)

@@ -13,7 +13,6 @@ from transformers import PreTrainedTokenizerFast
 
 from neko.correct import Corrector
 from neko.correct.engines import ONNX_MOST_INPUTS, pick_engine
-from neko.correct.gate import GateRule
 from neko.correct.model_dir import read_model_info
 from neko.correct.onnx_lm import export_matches
 from neko.correct.tokenizer import load_tokenizer
@@ -129,26 +128,3 @@ def test_the_light_tokenizer_is_transformers_fast_tokenizer(model_dir):
             assert light.decode(ids, skip_special_tokens=skip) == full.decode(
                 ids, skip_special_tokens=skip, clean_up_tokenization_spaces=False
             )
-
-
-@pytest.mark.parametrize(
-    "rule",
-    [
-        GateRule.closed(),
-        GateRule(accept_margin=0.0, min_familiarity=-50.0),
-        GateRule(accept_margin=0.5, rerank_margin=0.0, require_support=False),
-        GateRule(rerank_margin=-1.0),
-        GateRule.open(),
-    ],
-    ids=["closed", "accept", "accept-and-rerank", "rerank", "open"],
-)
-def test_scoring_only_what_the_rule_needs_gives_the_same_corrections(model_dir, rule):
-    """Without `evidence` the gate scores fewer texts (nothing for a closed gate or an unchanged
-    output, the 1-best alone beside the output when it never reranks) and decides alike."""
-    examples = random_inputs(24, seed=11)
-    corrector = Corrector.from_pretrained(model_dir, device="cpu", engine="copy")
-    full, fast = (
-        corrector.correct(examples, batch_size=8, gate=rule, evidence=evidence) for evidence in (True, False)
-    )
-    assert [(c.text, c.decision, c.reason) for c in fast] == [(c.text, c.decision, c.reason) for c in full]
-    assert all(c.evidence is None for c in fast) and all(c.evidence is not None for c in full)
