@@ -18,6 +18,8 @@ ENGINE_HELP = (
     "auto (onnx for a few inputs when the model has model.onnx, else copy), copy (greedy with drafts "
     "copied from the hypotheses), transformers (its generate, the reference) or onnx (ONNX Runtime, no torch)"
 )
+ONNX_MODEL_FILE = "model.onnx"
+"""The onnx engine's model, in a model directory or an export's folder (`neko export --to onnx`)."""
 ONNX_MOST_INPUTS = 8
 """`auto` takes the onnx engine for at most this many inputs: it saves the seconds torch takes to
 import, and loses to the torch engines on large inputs (no KV cache, every expert on every token).
@@ -38,7 +40,7 @@ def pick_engine(engine: str, model_dir: Path, inputs: int | None = None, device:
     model.onnx and ONNX Runtime is installed; otherwise copy."""
     if check_engine(engine) != "auto":
         return engine
-    has_onnx = (model_dir / "model.onnx").is_file() and importlib.util.find_spec("onnxruntime") is not None
+    has_onnx = (model_dir / ONNX_MODEL_FILE).is_file() and importlib.util.find_spec("onnxruntime") is not None
     if has_onnx and not any(model_dir.glob("*.safetensors")):
         return "onnx"
     few = inputs is not None and inputs <= ONNX_MOST_INPUTS

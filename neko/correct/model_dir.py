@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from neko.correct.engines import ONNX_MODEL_FILE
 from neko.correct.gate import GateRule
 from neko.errors import NekoError
 from neko.io import read_json, write_json
@@ -162,7 +163,7 @@ def check_model_files(path: Path, onnx: bool = False) -> None:
     for name in required:
         if not (path / name).is_file():
             raise NekoError(f"{path}: model directory is missing {name}")
-    if onnx and (path / "model.onnx").is_file():
+    if onnx and (path / ONNX_MODEL_FILE).is_file():
         return
     if not (path / "model.safetensors").is_file() and not (path / "model.safetensors.index.json").is_file():
         raise NekoError(

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from neko.correct.drafts import DRAFT_TOKENS, NGRAM, DraftRow, PromptLookup, copy_sources
+from neko.correct.engines import ONNX_MODEL_FILE as MODEL_FILE
 from neko.correct.lm import Generated, PromptScores
 from neko.errors import NekoError, first_line
 
-MODEL_FILE = "model.onnx"
 WEIGHTS_KEY = "neko_weights_sha256"
 """Metadata of the export: the digest of the weights it was made from (`weights_digest`)."""
 RUNTIME_HINT = "pip install onnxruntime (a dependency of neko)"
