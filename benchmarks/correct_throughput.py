@@ -2,9 +2,12 @@
 
 For each data file: the first `--examples` test examples, corrected by each engine (`transformers`,
 `copy`, and `onnx` when the model directory has `model.onnx`; greedy, batches of `--batch-size`
-formed by prompt length, correction gate on), after one warm-up batch. Reports examples/s, seconds
-per batch, the latency of one-example calls, how many outputs are identical to the reference's
-(`transformers`), and the task's metric of the corrections.
+formed by prompt length, safety valve and correction gate on; `--no-gate`: the valve only), after
+one warm-up batch. Reports examples/s, seconds per batch, the latency of one-example calls, how many
+corrections are identical to the reference's (`transformers`, plain `generate`, every output written
+in full), and the task's metric of the corrections. The neko engines compute only what decides a
+correction (`Corrector.correct`): no output under a closed gate, none past the point where the
+valve is sure to refuse it.
 `--hf-lookup` adds transformers' own prompt lookup (`prompt_lookup_num_tokens`), which only runs
 one sequence at a time. `--gate-cost` instead times the copy engine with the correction gate on
 and off: what the gate's scoring passes add to generation. The time to start (imports, loading) is
@@ -56,18 +59,20 @@ def correct_all(
     repeats: int,
     gate: bool = True,
 ) -> Run:
-    """The best of `repeats` timed runs (the least disturbed by other work on the machine)."""
+    """The best of `repeats` timed runs (the least disturbed by other work on the machine); the
+    reference writes every output in full."""
     if engine in TORCH_ENGINES:
         corrector.engine = engine
-    corrector.correct(examples[:batch_size], batch_size=batch_size, gate=gate)  # warm-up
+    options = {"batch_size": batch_size, "gate": gate, "full_outputs": engine == REFERENCE}
+    corrector.correct(examples[:batch_size], **options)  # warm-up
     seconds = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        corrections = corrector.correct(examples, batch_size=batch_size, gate=gate)
+        corrections = corrector.correct(examples, **options)
         seconds = min(seconds, time.perf_counter() - start)
     start = time.perf_counter()
     for example in examples[:latency_calls]:
-        corrector.correct([example])
+        corrector.correct([example], gate=gate, full_outputs=engine == REFERENCE)
     latency = (time.perf_counter() - start) / latency_calls if latency_calls else None
     return Run(
         engine,
@@ -135,6 +140,7 @@ def main() -> None:
     parser.add_argument(
         "--gate-cost", action="store_true", help="instead time the default engine with the gate on and off"
     )
+    parser.add_argument("--no-gate", action="store_true", help="the safety valve only, no correction gate")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -155,16 +161,25 @@ def main() -> None:
             continue
         metric = scorer.headline(examples[0].task)
         runs = [
-            correct_all(correctors[e], e, examples, args.batch_size, args.latency_calls, args.repeats)
+            correct_all(
+                correctors[e],
+                e,
+                examples,
+                args.batch_size,
+                args.latency_calls,
+                args.repeats,
+                not args.no_gate,
+            )
             for e in correctors
         ]
         if args.hf_lookup:
             runs.append(hf_prompt_lookup(corrector, examples, DRAFT_TOKENS))
         reference = next(run for run in runs if run.engine == REFERENCE)
-        print(f"\n{path}: {len(examples)} examples")
+        print(f"\n{path}: {len(examples)} examples, gate {'off' if args.no_gate else 'on'}")
         print(f"{'engine':28} {'ex/s':>7} {'x ref':>6} {'s/batch':>8} {'1-ex s':>7} {'same':>9} {metric:>7}")
         for run in runs:
-            same = sum(a == b for a, b in zip(run.outputs, reference.outputs, strict=True))
+            mine, theirs = (run.texts, reference.texts) if run.texts else (run.outputs, reference.outputs)
+            same = sum(a == b for a, b in zip(mine, theirs, strict=True))
             score = f"{scorer.score(metric, examples, run.texts):.2f}" if run.texts else "-"
             latency = f"{run.latency:.3f}" if run.latency is not None else "-"
             print(

@@ -19,7 +19,7 @@ from neko.correct import Correction, Corrector, SafetyValve
 from neko.correct.cli import correct_command
 from neko.correct.gate import GateRule
 from neko.correct.prompts import build_prompt, decode
-from neko.correct.safety import longest_run
+from neko.correct.safety import REASONS, longest_run
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.tasks import _REGISTRY, get_task
@@ -135,26 +135,73 @@ def test_random_model_falls_back_to_the_best_hypothesis(corrector):
         ("the cat sat", "the cat sad", None),
     ],
 )
-def test_safety_valve_end_to_end(corrector, script, best, reason):
+@pytest.mark.parametrize("full_outputs", [True, False])
+def test_safety_valve_end_to_end(corrector, script, best, reason, full_outputs):
+    """Without `full_outputs`, an output the valve is sure to refuse is abandoned: only its start is
+    written, and the correction is the same."""
     undo = script_outputs(corrector.model, [*ids_of(corrector, script), corrector.eos_id])
     try:
         inputs = [Example("x", "asr", [best, "the cat"]), Example("y", "tec", [best])]
-        on = corrector.correct(inputs, max_new_tokens=40, gate=False)
+        on = corrector.correct(inputs, max_new_tokens=40, gate=False, full_outputs=full_outputs)
         off = corrector.correct(inputs, max_new_tokens=40, safety_valve=False, gate=False)
     finally:
         undo()
     for correction in on:
-        assert correction.output == script
-        assert (correction.fell_back, correction.reason) == (reason is not None, reason)
+        if full_outputs or reason is None:
+            assert correction.output == script
+            assert (correction.fell_back, correction.reason) == (reason is not None, reason)
+        else:  # refused for what made it hopeless
+            assert script.startswith(correction.output) and correction.reason in REASONS
         assert correction.text == (best if reason else script)
     assert corrector.last_fallbacks == {}
     assert all(c.text == script and not c.fell_back for c in off)
 
 
+def _passes(corrector: Corrector, inputs, **options) -> tuple[list[Correction], int]:
+    """The corrections of `inputs`, and how many forward passes the model made for them."""
+    passes = []
+    handle = corrector.model.base_model.register_forward_hook(lambda *args: passes.append(1))
+    try:
+        corrections = corrector.correct(inputs, **options)
+    finally:
+        handle.remove()
+    return corrections, len(passes)
+
+
+def test_a_closed_gate_does_not_run_the_model(corrector):
+    inputs = examples(4)
+    closed, passes = _passes(corrector, inputs, gate=GateRule.closed())
+    written, written_passes = _passes(corrector, inputs, gate=GateRule.closed(), full_outputs=True)
+    assert passes == 0 < written_passes
+    assert [c.text for c in closed] == [c.text for c in written] == [e.best_hypothesis for e in inputs]
+    assert {(c.output, c.decision, c.reason) for c in closed} == {("", "1-best", "gate closed")}
+
+
+def test_an_output_sure_to_be_refused_is_abandoned_with_the_same_correction(corrector):
+    """An output that has left every hypothesis behind is not written on: the same correction in
+    fewer passes, its output the start of the full one."""
+    script = "zebras quietly juggle purple umbrellas over frozen lakes every winter morning"
+    undo = script_outputs(corrector.model, [*ids_of(corrector, script), corrector.eos_id])
+    try:
+        inputs = [Example("x", "asr", ["the cat sat on the mat", "the cat sat on a mat"])]
+        [early], passes = _passes(corrector, inputs, gate=GateRule.open(), max_new_tokens=60)
+        [full], full_passes = _passes(
+            corrector, inputs, gate=GateRule.open(), max_new_tokens=60, full_outputs=True
+        )
+    finally:
+        undo()
+    assert full.output.startswith(early.output) and len(early.output) < len(full.output)
+    assert passes < full_passes
+    assert early.text == full.text == "the cat sat on the mat"
+    assert (early.decision, early.reason) == ("1-best", "unrelated") and full.reason in REASONS
+
+
 def test_output_that_never_ends_falls_back(corrector):
     undo = script_outputs(corrector.model, ids_of(corrector, " the"))
     try:
-        [correction] = corrector.correct([Example("x", "asr", ["the cat sat"])], max_new_tokens=5)
+        [correction] = corrector.correct(
+            [Example("x", "asr", ["the cat sat"])], max_new_tokens=5, gate=False, full_outputs=True
+        )
     finally:
         undo()
     assert correction.output == "the the the the the"
@@ -205,7 +252,7 @@ def test_correct_warns_when_truncating_and_falls_back_to_the_full_best(corrector
     undo = script_outputs(corrector.model, [corrector.eos_id])  # an empty output: the valve rejects it
     try:
         with pytest.warns(UserWarning, match=r"1 of 2 prompts were longer than max_source_tokens=12.*'long'"):
-            corrections = corrector.correct(inputs, max_source_tokens=12)
+            corrections = corrector.correct(inputs, max_source_tokens=12, gate=False)
     finally:
         undo()
     assert corrections[0].id == "long"
@@ -483,7 +530,7 @@ def test_cli_stdin_text_to_file(cli, model_path, tmp_path):
     result = cli.invoke(app, args, input="the cat sad\n")
     assert (
         "corrected 1 examples" in result.stderr
-        and "1 fell back to the 1-best (unfinished: 1)" in result.stderr
+        and "1 fell back to the 1-best (gate closed: 1)" in result.stderr
     )
     assert out.read_text() == "the cat sad\n"
     assert [p.name for p in out.parent.iterdir()] == ["corrected.txt"]  # no temporary left behind

@@ -41,7 +41,8 @@ def end_early(model: torch.nn.Module, eos_id: int):
 
 def outputs(corrector, engine, examples, batch_size):
     corrector.engine = engine
-    return [c.output for c in corrector.correct(examples, batch_size=batch_size, safety_valve=False)]
+    corrections = corrector.correct(examples, batch_size=batch_size, safety_valve=False, gate=False)
+    return [c.output for c in corrections]
 
 
 @pytest.mark.parametrize(
@@ -118,7 +119,7 @@ def test_progress_is_reported_per_batch(corrector):
     done = []
     corrector.progress = done.append
     try:
-        corrector.correct(random_inputs(10, seed=3), batch_size=4)
+        corrector.correct(random_inputs(10, seed=3), batch_size=4, gate=False)
     finally:
         corrector.progress = None
     assert done == [4, 4, 2]

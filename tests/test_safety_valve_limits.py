@@ -3,6 +3,8 @@ checked on both sides of its boundary (found by mutation testing of safety.py)."
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from neko.correct.safety import SafetyValve, longest_run
@@ -56,3 +58,54 @@ def test_longest_run_counts_a_single_unit_once_and_restarts_after_a_break():
     assert longest_run("abc", 3) == 1
     assert longest_run("abb", 1) == 2
     assert longest_run("aabaa", 1) == 2
+
+
+def _fewest_edits_to_a_start(reference: str, prefix: str) -> int:
+    """The fewest character edits from any start of `reference` to `prefix`: the last row of the
+    full edit-distance table, by the textbook recurrence."""
+    row = list(range(len(reference) + 1))
+    for char in prefix:
+        previous, row = row, [row[0] + 1]
+        for j, ref_char in enumerate(reference, start=1):
+            row.append(min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ref_char != char)))
+    return min(row)
+
+
+@pytest.mark.parametrize("max_edit_rate", [0.0, 0.2, 0.5])
+def test_a_certain_refusal_holds_whatever_follows_and_is_found_as_soon_as_it_is_certain(max_edit_rate):
+    """`certain_refusal` speaks exactly when the prefix is too long or out of reach of every
+    hypothesis (by brute force), and then `check` refuses every continuation."""
+    valve = SafetyValve(max_edit_rate=max_edit_rate)
+    rng = random.Random(7)
+    alphabet = "ab c"
+    refused = 0
+    for _ in range(300):
+        hypotheses = ["".join(rng.choices(alphabet, k=rng.randint(1, 14))) for _ in range(rng.randint(1, 3))]
+        best, prefix = hypotheses[0].strip(), "".join(rng.choices(alphabet, k=rng.randint(0, 20))).strip()
+        references = [h for h in (best, *hypotheses) if h.strip()]
+        out_of_reach = all(
+            _fewest_edits_to_a_start(h.strip(), prefix) > max_edit_rate * len(h) + valve.length_slack
+            for h in references
+        )
+        expected = None
+        if prefix and len(prefix) > valve.max_ratio * len(best) + valve.length_slack:
+            expected = "too long"
+        elif prefix and references and out_of_reach:
+            expected = "unrelated"
+        assert valve.certain_refusal(prefix, hypotheses[0], hypotheses) == expected
+        if expected is not None:
+            refused += 1
+            for _ in range(5):
+                rest = "".join(rng.choices(alphabet, k=rng.randint(0, 10)))
+                assert valve.check(prefix + rest, hypotheses[0], True, hypotheses) is not None
+    assert refused > 20
+
+
+def test_no_certain_refusal_while_a_hypothesis_is_within_reach():
+    valve = SafetyValve(max_edit_rate=0.0)
+    best = "the cat sat on the mat"
+    assert valve.certain_refusal("the cat sad on", best, [best]) is None
+    assert valve.certain_refusal("", best, [best]) is None
+    assert valve.certain_refusal("a dog barked loudly at", best, [best]) == "unrelated"
+    assert valve.certain_refusal("x" * 50, best, [best]) == "too long"
+    assert SafetyValve(max_edit_rate=None).certain_refusal("a dog barked loudly at", best, [best]) is None

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 
 from neko.correct.engines import DEFAULT_ENGINE, check_engine, pick_engine
 from neko.correct.gate import Evidence, GateRule, choose, supported
-from neko.correct.lm import LanguageModel, PromptScores, length_batches
+from neko.correct.lm import Generated, Hopeless, LanguageModel, PromptScores, length_batches
 from neko.correct.model_dir import ModelInfo, check_model_files, read_model_info, resolve_model_dir
-from neko.correct.prompts import Prompt, build_prompt, decode, encode
+from neko.correct.prompts import Prompt, build_prompt, decode, decode_start, encode
 from neko.correct.safety import SafetyValve
 from neko.correct.tokenizer import load_tokenizer
 from neko.data.schema import Example
@@ -53,7 +53,8 @@ class Correction:
     model's output (`model`, or `unchanged` when that is the 1-best), the hypothesis the model ranks
     first (`rerank`) or the 1-best (`1-best`). `fell_back` is true for the last two, with `reason`: a
     degeneracy of the safety valve (`neko.correct.safety.REASONS`) or the gate's refusal. `output` is
-    the model's own output; `evidence` what the gate decided on (None without a gate).
+    the model's own output, as far as it was written (see `Corrector.correct`); `evidence` what the
+    gate decided on (None unless asked for).
     """
 
     id: str
@@ -189,6 +190,7 @@ class Corrector:
         safety_valve: bool | SafetyValve = True,
         gate: bool | GateRule | Mapping[str, GateRule] = True,
         evidence: bool = False,
+        full_outputs: bool = False,
     ) -> list[Correction]:
         """Correct every input (greedy, or beam search with `num_beams` > 1); in input order.
 
@@ -196,13 +198,20 @@ class Corrector:
         for the default thresholds with the model's per-task `max_edit_rate` (`neko.json`, see
         `neko tune-gate`), a `SafetyValve` for others, False for no degeneracy check. `gate`: True for
         the model's tuned rules (`neko.json`; an untuned task keeps its 1-best), a `GateRule` for every
-        task or a mapping per task, False to take every output the valve passes. `evidence`: score the
-        output and every hypothesis of every input and give each `Correction` what the gate decided
-        on (`neko eval` and `neko tune-gate` need it); without it only what each task's rule needs is
-        scored (`GateRule.scored_texts`: the same decisions, far fewer passes) and `evidence` is None.
+        task or a mapping per task, False to take every output the valve passes.
+
+        Only what decides the corrections is computed, unless asked for: the model does not run for
+        an input whose gate is closed (`Correction.output` is empty), a copy-aware engine stops
+        writing an output the safety valve will refuse whatever follows (`output` is its start), and
+        the gate scores only what each task's rule reads (`GateRule.scored_texts`). The corrections
+        are the same. `full_outputs` writes every output in full; `evidence` also scores the output
+        and every hypothesis of every input and gives each `Correction` what the gate decided on
+        (`neko eval` and `neko tune-gate` need it).
         """
         items = self._prepare(examples, task, max_source_tokens)
-        return self._correct(items, num_beams, batch_size, max_new_tokens, safety_valve, gate, evidence)
+        return self._correct(
+            items, num_beams, batch_size, max_new_tokens, safety_valve, gate, evidence, full_outputs
+        )
 
     def _correct(
         self,
@@ -213,30 +222,23 @@ class Corrector:
         safety_valve: bool | SafetyValve = True,
         gate: bool | GateRule | Mapping[str, GateRule] = True,
         evidence: bool = False,
+        full_outputs: bool = False,
     ) -> list[Correction]:
         if num_beams < 1:
             raise NekoError(f"num_beams must be at least 1, got {num_beams}")
-        max_new_tokens = max_new_tokens or self.info.max_new_tokens
-        outputs: list[tuple[str, bool]] = [("", False)] * len(items)
-        for batch in length_batches([len(item.prompt.ids) for item in items], batch_size):
-            generated = self.lm.generate(
-                [items[i].prompt.ids for i in batch],
-                pad_id=self.pad_id,
-                eos_id=self.eos_id,
-                max_new_tokens=max_new_tokens,
-                num_beams=num_beams,
-                separators=self._separators,
-            )
-            if self.progress is not None:
-                self.progress(len(batch))
-            for i, result in zip(batch, generated, strict=True):
-                outputs[i] = (decode(self.tokenizer, result.ids).strip(), result.finished)
-        reasons = [
-            self._valve_reason(item, *output, safety_valve)
-            for item, output in zip(items, outputs, strict=True)
-        ]
-        texts = [output for output, _ in outputs]
-        if gate is False:
+        full_outputs = full_outputs or evidence
+        rules = None if gate is False else [self._gate_rule(item.task.name, gate) for item in items]
+        valves = [self._valve(item.task.name, safety_valve) for item in items]
+        texts, reasons = self._outputs(
+            items,
+            valves,
+            [full_outputs or rules is None or rules[i].uses_output for i in range(len(items))],
+            num_beams,
+            batch_size,
+            max_new_tokens or self.info.max_new_tokens,
+            full_outputs,
+        )
+        if rules is None:
             corrections = [
                 Correction(
                     item.id,
@@ -250,7 +252,6 @@ class Corrector:
                 for item, text, reason in zip(items, texts, reasons, strict=True)
             ]
         else:
-            rules = [self._gate_rule(item.task.name, gate) for item in items]
             found = self._evidence(items, texts, reasons, batch_size, None if evidence else rules)
             corrections = [
                 self._decide(item, item_evidence, rule, evidence)
@@ -259,17 +260,72 @@ class Corrector:
         self.last_fallbacks = Counter(c.reason for c in corrections if c.fell_back)
         return corrections
 
-    def _valve_reason(
-        self, item: _Item, output: str, finished: bool, safety_valve: bool | SafetyValve
-    ) -> str | None:
-        """Why the safety valve rejects `output` (None: it passes); True: the default thresholds with
+    def _outputs(
+        self,
+        items: list[_Item],
+        valves: list[SafetyValve | None],
+        wanted: list[bool],
+        num_beams: int,
+        batch_size: int,
+        max_new_tokens: int,
+        full_outputs: bool,
+    ) -> tuple[list[str], list[str | None]]:
+        """The model's output for each `wanted` item ("" for the others) and why its valve refuses it
+        (None: it passes); without `full_outputs`, outputs the valve will refuse are abandoned early."""
+        texts: list[str] = [""] * len(items)
+        reasons: list[str | None] = [None] * len(items)
+        written = [i for i in range(len(items)) if wanted[i]]
+        if self.progress is not None and len(written) < len(items):
+            self.progress(len(items) - len(written))
+        for batch in length_batches([len(items[i].prompt.ids) for i in written], batch_size):
+            rows = [written[k] for k in batch]
+            generated = self.lm.generate(
+                [items[i].prompt.ids for i in rows],
+                pad_id=self.pad_id,
+                eos_id=self.eos_id,
+                max_new_tokens=max_new_tokens,
+                num_beams=num_beams,
+                separators=self._separators,
+                hopeless=None
+                if full_outputs
+                else self._hopeless([items[i] for i in rows], [valves[i] for i in rows]),
+            )
+            if self.progress is not None:
+                self.progress(len(rows))
+            for i, result in zip(rows, generated, strict=True):
+                texts[i], reasons[i] = self._judge(items[i], result, valves[i])
+        return texts, reasons
+
+    def _judge(self, item: _Item, result: Generated, valve: SafetyValve | None) -> tuple[str, str | None]:
+        """An output's text and why `valve` refuses it (None: it passes, or there is no valve); an
+        abandoned output is its start, refused for what made it hopeless."""
+        best = item.hypotheses[0]
+        if result.abandoned:
+            start = decode_start(self.tokenizer, result.ids)
+            return start, valve.certain_refusal(start, best, item.hypotheses) if valve else None
+        text = decode(self.tokenizer, result.ids).strip()
+        return text, valve.check(text, best, result.finished, item.hypotheses) if valve else None
+
+    def _hopeless(self, items: list[_Item], valves: list[SafetyValve | None]) -> Hopeless | None:
+        """Which rows of a batch of `items` their valves will refuse whatever follows."""
+        if all(valve is None for valve in valves):
+            return None
+
+        def hopeless(row: int, ids: Sequence[int]) -> bool:
+            valve, hypotheses = valves[row], items[row].hypotheses
+            start = decode_start(self.tokenizer, ids)
+            return valve is not None and valve.certain_refusal(start, hypotheses[0], hypotheses) is not None
+
+        return hopeless
+
+    def _valve(self, task: str, safety_valve: bool | SafetyValve) -> SafetyValve | None:
+        """The degeneracy check of `task`'s outputs (None: none); True: the default thresholds with
         the model's `max_edit_rate` for the task (neko.json)."""
         if safety_valve is False:
             return None
         if safety_valve is True:
-            rate = self.info.max_edit_rate.get(item.task.name, SafetyValve.max_edit_rate)
-            safety_valve = SafetyValve(max_edit_rate=rate)
-        return safety_valve.check(output, item.hypotheses[0], finished, item.hypotheses)
+            return SafetyValve(max_edit_rate=self.info.max_edit_rate.get(task, SafetyValve.max_edit_rate))
+        return safety_valve
 
     def _evidence(
         self,
@@ -452,7 +508,7 @@ class Corrector:
         items = self._prepare(examples, task, max_source_tokens)
         task_ids = [assignment.task_id(item.task.name) for item in items]
         if outputs is None:
-            outputs = self._correct(items, batch_size=batch_size, **correct_options)
+            outputs = self._correct(items, batch_size=batch_size, full_outputs=True, **correct_options)
         if len(outputs) != len(items):
             raise NekoError(f"routing_stats got {len(outputs)} outputs for {len(items)} inputs")
         texts = [o.output if isinstance(o, Correction) else o for o in outputs]

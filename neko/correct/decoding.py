@@ -20,7 +20,7 @@ import torch
 
 from neko.correct.drafts import DRAFT_TOKENS, NGRAM, DraftRow, PromptLookup, copy_sources
 from neko.correct.generation import left_pad, model_device, run_prompts
-from neko.correct.lm import Generated
+from neko.correct.lm import Generated, Hopeless
 
 HOLE_SLACK = 32
 """Output columns that may be holes in every row before the cache is squeezed (`_squeeze_holes`)."""
@@ -37,12 +37,14 @@ def copy_generate(
     separators: Sequence[int] = (),
     draft_tokens: int = DRAFT_TOKENS,
     ngram: int = NGRAM,
+    hopeless: Hopeless | None = None,
 ) -> list[Generated]:
     """Greedy continuations of one batch of prompts (as `generation.generate` with `num_beams=1`),
-    drafting from each prompt's runs between `separators` (`copy_sources`)."""
+    drafting from each prompt's runs between `separators` (`copy_sources`); a row stops early once
+    `hopeless` says so."""
     device = model_device(model)
     rows = [
-        DraftRow(i, PromptLookup(copy_sources(prompt, separators, eos_id), ngram))
+        DraftRow(i, PromptLookup(copy_sources(prompt, separators, eos_id), ngram), hopeless)
         for i, prompt in enumerate(prompts)
     ]
     cache, mask, first = _prefill(model, prompts, pad_id, device)
@@ -95,7 +97,7 @@ def copy_generate(
         for r, row_greedy, n in zip(active, greedy.tolist(), accepted.tolist(), strict=True):
             rows[r].take(row_greedy[: n + 1], eos_id, max_new_tokens)
         cache, mask = _squeeze_holes(cache, mask, prompt_width)
-    return [Generated(row.tokens, row.finished) for row in rows]
+    return [row.result() for row in rows]
 
 
 def _prefill(

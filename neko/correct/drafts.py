@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from neko.correct.lm import Generated, Hopeless
+
 DRAFT_TOKENS = 8
 """Most tokens drafted per row and step: a draft that is wrong costs its width in the next pass."""
 NGRAM = 3
@@ -73,22 +75,31 @@ class PromptLookup:
 
 @dataclass
 class DraftRow:
-    """A row still being decoded: its place in the input, the tokens it has, and its drafter."""
+    """A row still being decoded: its place in the batch, the tokens it has, its drafter, and what
+    says when it is not worth finishing (`Hopeless`)."""
 
     index: int
     lookup: PromptLookup
+    hopeless: Hopeless | None = None
     tokens: list[int] = field(default_factory=list)
     finished: bool = False
+    abandoned: bool = False
 
     def take(self, new: Sequence[int], eos_id: int, max_new_tokens: int) -> None:
-        """Add accepted tokens, stopping at the end marker or the length limit."""
+        """Add accepted tokens, stopping at the end marker or the length limit; then abandon the row
+        if it has become hopeless."""
         for token in new:
             if len(self.tokens) >= max_new_tokens:
-                return
+                break
             if token == eos_id:
                 self.finished = True
                 return
             self.tokens.append(token)
+        if self.hopeless is not None and self.tokens and self.hopeless(self.index, self.tokens):
+            self.abandoned = True
 
     def done(self, max_new_tokens: int) -> bool:
-        return self.finished or len(self.tokens) >= max_new_tokens
+        return self.finished or self.abandoned or len(self.tokens) >= max_new_tokens
+
+    def result(self) -> Generated:
+        return Generated(self.tokens, self.finished, self.abandoned)

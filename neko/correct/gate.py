@@ -72,6 +72,12 @@ class GateRule:
         """Take every output the safety valve passes: the behaviour without a gate."""
         return cls(accept_margin=-math.inf, require_support=False)
 
+    @property
+    def uses_output(self) -> bool:
+        """Whether the model's output can change a decision: not under a closed rule, which keeps
+        every 1-best."""
+        return self.accept_margin is not None or self.rerank_margin is not None
+
     def decide(self, evidence: Evidence) -> tuple[str, str | None]:
         """(decision, reason): one of `DECISIONS`, and why the model's output was not taken."""
         if evidence.valve_reason is None and evidence.output == evidence.best:

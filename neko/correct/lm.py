@@ -8,7 +8,7 @@ an engine without it starts fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,10 +17,18 @@ from neko.errors import NekoError
 
 @dataclass(frozen=True)
 class Generated:
-    """New token ids of one row, up to (not including) the end marker; `finished`: the marker came."""
+    """New token ids of one row, up to (not including) the end marker; `finished`: the marker came;
+    `abandoned`: the engine stopped writing it early, as `Hopeless`."""
 
     ids: list[int]
     finished: bool
+    abandoned: bool = False
+
+
+Hopeless = Callable[[int, Sequence[int]], bool]
+"""Asked with a row's index in the batch and its new tokens so far: whether no continuation of them
+can be used (the safety valve will refuse it, whatever follows), so that a copy-aware engine may stop
+writing the row (`Generated.abandoned`)."""
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
@@ -57,9 +65,12 @@ class LanguageModel(Protocol):
         max_new_tokens: int,
         num_beams: int = 1,
         separators: Sequence[int] = (),
+        hopeless: Hopeless | None = None,
     ) -> list[Generated]:
         """Greedy (`num_beams=1`) or beam-search continuations; `separators` (marker ids) split a
-        prompt into the hypotheses a copy-aware engine drafts from (`neko.correct.drafts`)."""
+        prompt into the hypotheses a copy-aware engine drafts from (`neko.correct.drafts`), and such
+        an engine stops writing a row once `hopeless` says so (the reference engines write every row
+        in full)."""
         ...
 
     def score_after_prompts(

@@ -22,7 +22,7 @@ import numpy as np
 
 from neko.correct.drafts import DRAFT_TOKENS, NGRAM, DraftRow, PromptLookup, copy_sources
 from neko.correct.engines import ONNX_MODEL_FILE as MODEL_FILE
-from neko.correct.lm import Generated, PromptScores
+from neko.correct.lm import Generated, Hopeless, PromptScores
 from neko.errors import NekoError, first_line
 
 WEIGHTS_KEY = "neko_weights_sha256"
@@ -108,13 +108,14 @@ class OnnxLM:
         max_new_tokens: int,
         num_beams: int = 1,
         separators: Sequence[int] = (),
+        hopeless: Hopeless | None = None,
     ) -> list[Generated]:
         if num_beams != 1:
             raise NekoError(
                 "the onnx engine decodes greedily; beam search (--beams > 1) needs --engine transformers"
             )
         rows = [
-            DraftRow(i, PromptLookup(copy_sources(prompt, separators, eos_id), NGRAM))
+            DraftRow(i, PromptLookup(copy_sources(prompt, separators, eos_id), NGRAM), hopeless)
             for i, prompt in enumerate(prompts)
         ]
         active = list(rows)
@@ -135,7 +136,7 @@ class OnnxLM:
                     accepted += 1
                 row.take(greedy[: accepted + 1], eos_id, max_new_tokens)
             active = [row for row in active if not row.done(max_new_tokens)]
-        return [Generated(row.tokens, row.finished) for row in rows]
+        return [row.result() for row in rows]
 
     def score_after_prompts(
         self,

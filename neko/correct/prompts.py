@@ -37,6 +37,13 @@ def decode(tokenizer, ids: Sequence[int]) -> str:
     return tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
+def decode_start(tokenizer, ids: Sequence[int]) -> str:
+    """The text that every output beginning with `ids` begins with, once stripped: their decoding,
+    stripped, less the replacement characters of a character whose bytes are still to come (a
+    byte-level token may end inside one)."""
+    return decode(tokenizer, ids).rstrip("\ufffd").strip()
+
+
 def build_prompt(
     tokenizer, task: Task, hypotheses: Sequence[str], style: str, max_tokens: int | None
 ) -> Prompt:

@@ -20,6 +20,10 @@ degenerate (`SafetyValve.check` returns the reason) when it is
   hypothesis is the language model writing its own sentence (small or undertrained models do
   this), not a correction. None disables the check, e.g. for tasks whose outputs may legitimately
   rewrite most of the input.
+
+Some refusals are certain before an output is finished (`SafetyValve.certain_refusal`): one already
+too long, or already too far from every hypothesis, stays so whatever follows. The decoder stops
+writing such a row (`neko.correct.lm.Hopeless`): its correction is the 1-best either way.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jiwer
+from rapidfuzz.distance import Levenshtein
 
 REASONS = ("unfinished", "empty", "looping", "too short", "too long", "unrelated")
 
@@ -68,6 +73,25 @@ class SafetyValve:
             return "unrelated"
         return None
 
+    def certain_refusal(self, prefix: str, best: str, hypotheses: Sequence[str] = ()) -> str | None:
+        """Why `check` refuses every output that begins with `prefix` (stripped), whatever follows:
+        `too long` or `unrelated` (`check` may name another reason first); None while some
+        continuation might pass. An output takes at least as many character edits from a hypothesis
+        as its prefix takes from the nearest start of that hypothesis."""
+        prefix, best = prefix.strip(), best.strip()
+        if not prefix:
+            return None
+        if len(prefix) > self.max_ratio * len(best) + self.length_slack:
+            return "too long"
+        if self.max_edit_rate is None:
+            return None
+        references = [h for h in (best, *hypotheses) if h.strip()]
+        for reference in references:
+            allowed = int(self.max_edit_rate * len(reference) + self.length_slack)
+            if _near_some_start(reference.strip(), prefix, allowed):
+                return None
+        return "unrelated" if references else None
+
     def needed_edit_rate(self, output: str, hypotheses: Sequence[str]) -> float:
         """The smallest `max_edit_rate` at which `output` is not `unrelated` to `hypotheses`."""
         rates = [(_char_edits(h, output) - self.length_slack) / len(h) for h in hypotheses if h.strip()]
@@ -93,6 +117,16 @@ class SafetyValve:
 def _char_edits(reference: str, output: str) -> int:
     edits = jiwer.process_characters(reference, output)
     return edits.substitutions + edits.deletions + edits.insertions
+
+
+def _near_some_start(reference: str, prefix: str, allowed: int) -> bool:
+    """Whether some start `reference[:j]` is at most `allowed` character edits from `prefix`. Only
+    starts within `allowed` characters of the prefix's length can be; they are tried nearest first."""
+    for shift in range(allowed + 1):
+        for j in {len(prefix) - shift, len(prefix) + shift} & set(range(len(reference) + 1)):
+            if Levenshtein.distance(reference[:j], prefix, score_cutoff=allowed) <= allowed:
+                return True
+    return False
 
 
 def longest_run(items: Sequence, unit: int) -> int:

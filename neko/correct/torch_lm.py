@@ -17,7 +17,7 @@ import torch
 
 from neko.correct.decoding import copy_generate
 from neko.correct.generation import generate, score_after_prompts
-from neko.correct.lm import Generated, PromptScores
+from neko.correct.lm import Generated, Hopeless, PromptScores
 from neko.errors import NekoError, first_line
 
 TORCH_ENGINES = ("copy", "transformers")
@@ -38,11 +38,13 @@ class TorchLM:
         *,
         num_beams: int = 1,
         separators: Sequence[int] = (),
+        hopeless: Hopeless | None = None,
         **options,
     ) -> list[Generated]:
-        """`LanguageModel.generate`; `options`: `pad_id`, `eos_id`, `max_new_tokens`."""
+        """`LanguageModel.generate`; `options`: `pad_id`, `eos_id`, `max_new_tokens`. Only the copy
+        engine stops hopeless rows early: `transformers` is the reference, plain `generate`."""
         if self.engine == "copy" and num_beams == 1:
-            return copy_generate(self.model, prompts, separators=separators, **options)
+            return copy_generate(self.model, prompts, separators=separators, hopeless=hopeless, **options)
         return generate(self.model, prompts, num_beams=num_beams, **options)
 
     def score_after_prompts(
