@@ -237,7 +237,7 @@ def test_correct_with_beams_returns_the_beam_search_result(model_path):
     assert beam != greedy  # the random model is one where beam search finds another continuation
     for beams, expected in ((4, beam), (1, greedy)):
         [correction] = corrector.correct(
-            [hypotheses], task="asr", num_beams=beams, max_new_tokens=8, safety_valve=False
+            [hypotheses], task="asr", num_beams=beams, max_new_tokens=8, safety_valve=False, gate=False
         )
         assert correction.output == expected, beams
 

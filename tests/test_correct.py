@@ -565,15 +565,17 @@ def test_safety_valve_falls_back_on_outputs_unrelated_to_every_hypothesis():
     [
         GateRule.closed(),
         GateRule(accept_margin=0.0, min_familiarity=-50.0, require_support=False),
+        GateRule(accept_margin=0.0, min_familiarity=-3.0, require_support=True),
         GateRule(accept_margin=0.5, rerank_margin=0.0, require_support=False),
         GateRule(rerank_margin=-1.0),
         GateRule.open(),
     ],
-    ids=["closed", "accept", "accept-and-rerank", "rerank", "open"],
+    ids=["closed", "accept", "accept-if-supported", "accept-and-rerank", "rerank", "open"],
 )
 def test_scoring_only_what_the_rule_needs_gives_the_same_corrections(tmp_path_factory, rule):
-    """Without `evidence` the gate scores fewer texts (nothing for a closed gate or an unchanged
-    output, the 1-best alone beside the output when it never reranks) and decides alike."""
+    """Without `evidence` the gate scores fewer texts (nothing for a closed gate, an unchanged output
+    or an unsupported edit that needs support, the 1-best alone beside the output when it never
+    reranks) and decides alike."""
     examples = random_inputs(24, seed=11)
     path = make_model_dir(tmp_path_factory.mktemp("gate-needs") / "m", max_new_tokens=16)
     corrector = Corrector.from_pretrained(path, device="cpu")

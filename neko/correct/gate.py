@@ -15,10 +15,10 @@ place. The gate sees, per example, what the model already knows (`Evidence`):
 - `rerank_margin`: the same margin for the hypothesis the model finds most likely.
 
 Three outcomes, tried in order: the model's output (`model`), when the degeneracy checks of the
-safety valve pass, its margin reaches `accept_margin`, the input is familiar enough and (where
-required) the change is supported; else the rerank pick (`rerank`), when its margin reaches
-`rerank_margin` on a familiar input; else the 1-best (`1-best`). An output equal to the 1-best is
-`unchanged`. A margin of None disables that outcome.
+safety valve pass, the change is supported (where required), the input is familiar enough and its
+margin reaches `accept_margin` (the first check that fails is the reason given); else the rerank
+pick (`rerank`), when its margin reaches `rerank_margin` on a familiar input; else the 1-best
+(`1-best`). An output equal to the 1-best is `unchanged`. A margin of None disables that outcome.
 
 Thresholds are not guessed: `neko tune-gate` measures them per task on dev data (selective
 prediction: the risk of each coverage, `neko.correct.tuning.risk_coverage`), under the constraint that
@@ -96,23 +96,28 @@ class GateRule:
 
     def scored_texts(self, output: str, hypotheses: Sequence[str], valve_reason: str | None) -> list[str]:
         """What `decide` needs scored for `output`: nothing where no score can change the decision (an
-        unchanged output; a closed gate; an output the valve refused, with reranking off), the output
-        and the 1-best where the rule never reranks, else the output and every hypothesis."""
+        unchanged output; with reranking off, a closed gate, an output the valve refused or an edit
+        the rule requires support for and no hypothesis supports), the output and the 1-best where
+        the rule never reranks, else the output and every hypothesis."""
         if valve_reason is None and output == hypotheses[0]:
             return []
         if self.rerank_margin is not None:
             return [output, *hypotheses]
-        if valve_reason is None and self.accept_margin is not None:
+        if (
+            valve_reason is None
+            and self.accept_margin is not None
+            and (not self.require_support or supported(output, hypotheses))
+        ):
             return [output, hypotheses[0]]
         return []
 
     def _refusal(self, evidence: Evidence) -> str | None:
         if self.accept_margin is None:
             return "gate closed"
-        if not self._familiar(evidence):
-            return "unfamiliar input"
         if self.require_support and not evidence.supported:
             return "unsupported edit"
+        if not self._familiar(evidence):
+            return "unfamiliar input"
         if evidence.margin < self.accept_margin:
             return "low margin"
         return None
