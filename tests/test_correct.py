@@ -431,6 +431,7 @@ HANDWRITING = {"name": "handwriting", "description": "a handwriting recognizer",
         ({"tasks": []}, "tasks: must have at least 1 item(s)"),
         ({"tasks": "asr"}, "tasks: must be a list, got 'asr'"),
         ({"tasks": ["asr", "nope"]}, "tasks: unknown task 'nope'; known tasks: asr, st, mt, ocr, tec"),
+        ({"tasks": ["asr", "ocr", "asr"]}, "tasks: lists asr more than once"),
         ({"assignment": {"num_experts": 4}}, "assignment.task_to_expert: is required"),
         (
             {"assignment": {"num_experts": "4", "task_to_expert": {}}},

@@ -91,6 +91,9 @@ class ModelInfo(Schema):
     @field_validator("tasks")
     @classmethod
     def _registered(cls, tasks: list[str]) -> list[str]:
+        repeated = sorted({task for task in tasks if tasks.count(task) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(repeated)} more than once")
         with field_errors():
             for task in tasks:
                 get_task(task)
