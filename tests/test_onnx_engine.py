@@ -54,6 +54,22 @@ def test_the_onnx_engine_corrects_as_the_copy_engine(model_dir, batch_size):
     assert {c.decision for c in found["copy"]} - {"1-best"}  # some outputs were taken
 
 
+def test_the_onnx_engine_abandons_hopeless_outputs_as_the_copy_engine(model_dir):
+    """With the safety valve on, both engines stop writing the same outputs at the same token."""
+    examples = random_inputs(16, seed=4)
+    correctors = {
+        engine: Corrector.from_pretrained(model_dir, device="cpu", engine=engine)
+        for engine in ("onnx", "copy")
+    }
+    found = {engine: c.correct(examples, batch_size=5) for engine, c in correctors.items()}
+    assert [(c.output, c.text, c.decision, c.reason) for c in found["onnx"]] == [
+        (c.output, c.text, c.decision, c.reason) for c in found["copy"]
+    ]
+    full = correctors["copy"].correct(examples, batch_size=5, full_outputs=True)
+    assert [c.text for c in full] == [c.text for c in found["copy"]]
+    assert any(len(a.output) < len(b.output) for a, b in zip(found["copy"], full, strict=True))
+
+
 def test_the_onnx_engine_scores_and_reranks_as_torch(model_dir):
     examples = random_inputs(12, seed=3)
     onnx = Corrector.from_pretrained(model_dir, engine="onnx")
