@@ -20,12 +20,11 @@ ENGINE_HELP = (
 )
 ONNX_MODEL_FILE = "model.onnx"
 """The onnx engine's model, in a model directory or an export's folder (`neko export --to onnx`)."""
-ONNX_MOST_INPUTS = 8
+ONNX_MOST_INPUTS = 16
 """`auto` takes the onnx engine for at most this many inputs: it saves the seconds torch takes to
 import, and loses to the torch engines on large inputs (no KV cache, every expert on every token).
 Measured with `benchmarks/engine_crossover.py` (README): a whole `neko correct` on five-hypothesis
-ASR inputs took the same time with either engine at about 12 inputs, on one-hypothesis TEC inputs
-beyond 32."""
+ASR inputs takes about the same time with either engine at 32 inputs, and 1.5x less on onnx at 16."""
 
 
 def check_engine(engine: str) -> str:
