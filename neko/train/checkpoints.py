@@ -48,6 +48,8 @@ class Checkpoints:
             temporary.mkdir(parents=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(temporary))
+        # every process has written its random states before the main one renames the folder
+        accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             write_json(temporary / STATE_FILE, {**state, "step": step})
             if final.exists():
