@@ -123,8 +123,11 @@ def _near_some_start(reference: str, prefix: str, allowed: int) -> bool:
     """Whether some start `reference[:j]` is at most `allowed` character edits from `prefix`. Only
     starts within `allowed` characters of the prefix's length can be; they are tried nearest first."""
     for shift in range(allowed + 1):
-        for j in {len(prefix) - shift, len(prefix) + shift} & set(range(len(reference) + 1)):
-            if Levenshtein.distance(reference[:j], prefix, score_cutoff=allowed) <= allowed:
+        for j in {len(prefix) - shift, len(prefix) + shift}:
+            if (
+                0 <= j <= len(reference)
+                and Levenshtein.distance(reference[:j], prefix, score_cutoff=allowed) <= allowed
+            ):
                 return True
     return False
 
