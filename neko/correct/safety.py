@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import jiwer
 from rapidfuzz.distance import Levenshtein
 
 REASONS = ("unfinished", "empty", "looping", "too short", "too long", "unrelated")
@@ -115,8 +114,8 @@ class SafetyValve:
 
 
 def _char_edits(reference: str, output: str) -> int:
-    edits = jiwer.process_characters(reference, output)
-    return edits.substitutions + edits.deletions + edits.insertions
+    """Character edits (Levenshtein) that turn `reference` into `output`, both stripped."""
+    return Levenshtein.distance(reference.strip(), output.strip())
 
 
 def _near_some_start(reference: str, prefix: str, allowed: int) -> bool:
