@@ -342,6 +342,13 @@ def test_routing_stats_shape_and_counts(corrector):
     assert int(stats.tokens[:, 0].sum()) == expected
 
 
+def test_routing_stats_count_full_outputs_whatever_the_correct_options(corrector):
+    inputs = [e for e in examples(6) if e.task in ("asr", "ocr")]
+    default = corrector.routing_stats(inputs, batch_size=2)
+    asked = corrector.routing_stats(inputs, batch_size=2, full_outputs=False, gate=False)
+    assert torch.equal(default.counts, asked.counts)
+
+
 def test_routing_stats_of_a_dense_model_is_a_clear_error(tmp_path):
     corrector = Corrector.from_pretrained(make_model_dir(tmp_path / "dense", dense=True), device="cpu")
     assert len(corrector.correct([["the cat"]], task="asr")) == 1

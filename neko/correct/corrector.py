@@ -508,7 +508,8 @@ class Corrector:
         items = self._prepare(examples, task, max_source_tokens)
         task_ids = [assignment.task_id(item.task.name) for item in items]
         if outputs is None:
-            outputs = self._correct(items, batch_size=batch_size, full_outputs=True, **correct_options)
+            # the routing of what the model writes, in full: abandoned rows would show only their start
+            outputs = self._correct(items, batch_size=batch_size, **{**correct_options, "full_outputs": True})
         if len(outputs) != len(items):
             raise NekoError(f"routing_stats got {len(outputs)} outputs for {len(items)} inputs")
         texts = [o.output if isinstance(o, Correction) else o for o in outputs]
