@@ -29,6 +29,18 @@ class Schema(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
 
+    def __init__(self, **data: Any) -> None:
+        """Built in code, a schema complains as a file of it does: one `NekoError` line naming the
+        key (reading a file goes through `model_validate`, whose caller names the file)."""
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise NekoError(f"{type(self).__name__}: {describe(error, type(self))}") from None
+
+    # as pydantic's RootModel does: validation (`model_validate`, nested schemas) keeps building
+    # instances without calling this `__init__`, so a file's errors still name the file
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
 
 def fields_of(cls: type[T]) -> Any:
     """`cls`, a dataclass, as the type of a schema's field: an instance passes as it is, a mapping is

@@ -482,6 +482,14 @@ def test_each_bad_neko_json_setting_is_one_line_naming_the_key(tmp_path, change,
     assert "\n" not in str(error.value)
 
 
+def test_a_model_info_built_in_code_is_checked_as_neko_json_is():
+    with pytest.raises(NekoError, match=r"^ModelInfo: max_new_tokens: must be >= 1$"):
+        model_dir.ModelInfo(tasks=["asr"], max_new_tokens=0)
+    with pytest.raises(NekoError, match=r"^ModelInfo: tasks: lists asr more than once$"):
+        model_dir.ModelInfo(tasks=["asr", "asr"])
+    assert model_dir.ModelInfo(tasks=["asr"]).tasks == ["asr"]
+
+
 def test_neko_json_custom_tasks_are_registered_before_the_tasks_that_name_them(tmp_path):
     handwriting = HANDWRITING | {"metric": "cer"}
     data = NEKO_JSON | {"tasks": ["asr", "handwriting"], "custom_tasks": [handwriting], "gate": {}}
