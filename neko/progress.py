@@ -25,8 +25,29 @@ QUIET_HELP = "no progress bar (there is none either when standard error is not a
 
 
 class _Rate(ProgressColumn):
+    """Items per second, in `unit`s (blank until rich has measured a speed)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
     def render(self, task) -> Text:
-        return Text(f"{task.speed:.1f} ex/s" if task.speed else "", style="progress.data.speed")
+        return Text(f"{task.speed:.1f} {self.unit}" if task.speed else "", style="progress.data.speed")
+
+
+def new_progress(unit: str = "ex/s", *, transient: bool = False, disable: bool = False) -> Progress:
+    """The one look of neko's bars (what, bar, done/total, rate in `unit`, time left), on standard
+    error, for every long job: correcting, building data, training."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(unit),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=transient,
+        disable=disable,
+    )
 
 
 @contextmanager
@@ -35,13 +56,6 @@ def progress_bar(description: str, total: int, quiet: bool = False) -> Iterator[
     if quiet or not sys.stderr.isatty():
         yield None
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Rate(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with new_progress(transient=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda done: progress.advance(task, done)

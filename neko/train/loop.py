@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from neko.moe import ExpertAssignment, damex_loss, load_balancing_loss, task_routing
+from neko.progress import new_progress
 from neko.train.config import TrainConfig
 from neko.train.data import IGNORE, Encoded, collate
 from neko.train.metrics import IntervalStats
@@ -34,7 +34,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     run = prepare(config, resume, overwrite)
     run.model.train()
     stats, started = IntervalStats(), time.perf_counter()
-    with progress(run) as bar:
+    with new_progress("steps/s", disable=not run.accelerator.is_main_process) as bar:
         task = bar.add_task("training", total=run.total_steps, completed=run.start)
         for step in range(run.start, run.total_steps):
             optimizer_step(run, step, stats)
@@ -138,13 +138,3 @@ def save_model(run: Run) -> Path:
         save_corrector(model, run.tokenizer, model_dir, run.config, run.assignment)
     accelerator.wait_for_everyone()
     return model_dir
-
-
-def progress(run: Run) -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        disable=not run.accelerator.is_main_process,
-    )

@@ -28,6 +28,7 @@ from neko.data.sources import Sentence, sentences
 from neko.data.splits import check_split_name
 from neko.errors import NekoError
 from neko.io import check_writable, json_line, parse_json
+from neko.progress import new_progress
 
 # Debian package of each external tool, for the one-line "install it" error.
 TOOL_PACKAGES = {
@@ -150,7 +151,8 @@ def read_partial(path: Path) -> list[dict[str, Any]]:
 
 
 class _Reporter:
-    """A rich progress bar on a terminal; a line a minute (done, rate, ETA) in a log file."""
+    """neko's progress bar on a terminal; in a log file (a background build), a line a minute: done,
+    rate, time left."""
 
     def __init__(self, description: str, total: int, done: int) -> None:
         self.description, self.total, self.done, self.new = description, total, done, 0
@@ -158,28 +160,9 @@ class _Reporter:
         self.last_line = self.start
         self.progress = None
         if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
+            self.progress = new_progress()
             self.progress.start()
-            self.task = self.progress.add_task(description, total=total, completed=done, rate="")
+            self.task = self.progress.add_task(description, total=total, completed=done)
         else:
             self._line()
 
@@ -200,7 +183,7 @@ class _Reporter:
         self.done += 1
         self.new += 1
         if self.progress is not None:
-            self.progress.update(self.task, completed=self.done, rate=f"{self._rate():.2f} ex/s")
+            self.progress.update(self.task, completed=self.done)
         elif time.monotonic() - self.last_line > 60:
             self.last_line = time.monotonic()
             self._line()
