@@ -70,6 +70,14 @@ def fields_of(cls: type[T]) -> Any:
     return Annotated[cls, validator]
 
 
+def distinct(items: list[T]) -> list[T]:
+    """A validator's check that a list (the tasks of a config or a model) names each item once."""
+    repeated = sorted({str(item) for item in items if items.count(item) > 1})
+    if repeated:
+        raise ValueError(f"lists {', '.join(repeated)} more than once")
+    return items
+
+
 @contextmanager
 def field_errors() -> Iterator[None]:
     """Inside a validator: a `NekoError` (a task name the registry does not know, say) becomes the

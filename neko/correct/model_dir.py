@@ -40,7 +40,7 @@ from neko.errors import NekoError
 from neko.io import read_json, write_json
 from neko.moe import ExpertAssignment, RoutingMode
 from neko.resources import CHECKOUT, DEFAULT_MODEL, locate
-from neko.schema import Schema, describe, field_errors, fields_of
+from neko.schema import Schema, describe, distinct, field_errors, fields_of
 from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
 
 NEKO_JSON = "neko.json"
@@ -91,9 +91,7 @@ class ModelInfo(Schema):
     @field_validator("tasks")
     @classmethod
     def _registered(cls, tasks: list[str]) -> list[str]:
-        repeated = sorted({task for task in tasks if tasks.count(task) > 1})
-        if repeated:
-            raise ValueError(f"lists {', '.join(repeated)} more than once")
+        distinct(tasks)
         with field_errors():
             for task in tasks:
                 get_task(task)

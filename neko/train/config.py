@@ -20,7 +20,7 @@ from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.moe.assignment import ExpertAssignment
 from neko.moe.modes import RoutingMode
-from neko.schema import Schema, describe
+from neko.schema import Schema, describe, distinct
 from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
 
 Mode = Literal[tuple(mode.value for mode in RoutingMode)]
@@ -173,10 +173,7 @@ class TrainConfig(Schema):
     @field_validator("tasks")
     @classmethod
     def _distinct(cls, tasks: list[str]) -> list[str]:
-        repeated = sorted({task for task in tasks if tasks.count(task) > 1})
-        if repeated:
-            raise ValueError(f"lists {', '.join(repeated)} more than once")
-        return tasks
+        return distinct(tasks)
 
     def assignment(self, num_experts: int) -> ExpertAssignment | None:
         """f(T) for this run; None for a dense model."""
