@@ -22,7 +22,6 @@ from neko.evaluate.metrics import (
     chrf,
     edit_counts,
     relative_change,
-    relative_reduction,
     wer,
 )
 from neko.evaluate.normalize import (
@@ -126,7 +125,6 @@ def test_cer_and_ocr_wer(examples):
 def test_relative_change():
     # WER 20 -> 10: (10 - 20) / 20 = -50%, a 50% relative reduction. BLEU 40 -> 50: +25%.
     assert relative_change(20.0, 10.0) == -50.0
-    assert relative_reduction(20.0, 10.0) == 50.0
     assert relative_change(40.0, 50.0) == 25.0
     assert relative_change(0.0, 5.0) is None
 

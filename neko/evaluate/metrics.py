@@ -198,12 +198,6 @@ def relative_change(baseline: float | None, value: float | None) -> float | None
     return 100.0 * (value - baseline) / baseline
 
 
-def relative_reduction(baseline: float, value: float) -> float | None:
-    """Relative error-rate reduction in percent: WER 10 -> 8 is 20.0 (the negated relative change)."""
-    change = relative_change(baseline, value)
-    return None if change is None else -change
-
-
 class Scorer:
     """Scores outputs of examples with the metrics of their task; keeps signatures and notes.
 

@@ -45,10 +45,6 @@ class RoutingStats:
     def mean_gate_prob(self) -> torch.Tensor:
         return self.prob_sums / self.tokens.clamp(min=1).unsqueeze(-1)
 
-    def top_experts(self, layer: int) -> dict[str, int]:
-        """Each task's most used expert at `layer`."""
-        return {task: int(self.counts[i, layer].argmax()) for i, task in enumerate(self.tasks)}
-
     def to_dict(self) -> dict:
         """Plain data for reports and heatmaps (`neko.evaluate`)."""
         return {
