@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import neko.correct.model_dir as model_dir
 from neko.cli import _register_commands, app
 from neko.correct import Correction, Corrector, SafetyValve
-from neko.correct.cli import correct_command
+from neko.correct.cli import correct_command, gate_notes
 from neko.correct.gate import GateRule
 from neko.correct.prompts import build_prompt, decode
 from neko.correct.safety import REASONS, longest_run
@@ -550,6 +550,14 @@ def test_cli_stdin_text_to_file(cli, model_path, tmp_path):
     )
     assert out.read_text() == "the cat sad\n"
     assert [p.name for p in out.parent.iterdir()] == ["corrected.txt"]  # no temporary left behind
+    assert "note: the gate of asr is not tuned" in result.stderr
+
+
+def test_a_gate_tuned_closed_is_not_called_untuned():
+    [tuned_closed, untuned] = gate_notes(["asr", "tec"], {"tec": GateRule.closed()})
+    assert tuned_closed.startswith("note: the gate of tec was tuned closed (no setting gained on its dev")
+    assert untuned.startswith("note: the gate of asr is not tuned")
+    assert gate_notes([], {}) == []
 
 
 def test_cli_errors_are_one_line(cli, model_path, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -141,13 +142,28 @@ def correct_command(
     where = f" to {out}" if to_file else ""
     fallbacks = f"{sum(reasons.values())} fell back to {corrector.fallback_target(corrections)}"
     typer.echo(f"corrected {len(corrections)} examples{where}; {fallbacks}{detail}", err=True)
-    untuned = sorted({c.task for c in corrections if c.reason == "gate closed"})
-    if untuned:
-        typer.echo(
-            f"note: the gate of {', '.join(untuned)} is not tuned, so the 1-best was kept; tune it on dev "
-            "data with `neko tune-gate DEV --model DIR --write`, or pass --no-gate",
-            err=True,
+    closed = sorted({c.task for c in corrections if c.reason == "gate closed"})
+    for note in gate_notes(closed, corrector.info.gate):
+        typer.echo(note, err=True)
+
+
+def gate_notes(closed: list[str], tuned: Mapping[str, object]) -> list[str]:
+    """Why the `closed` tasks kept their 1-best: a gate tuned closed (no setting gained on the dev
+    data) or one never tuned (`tuned`: the model's gate rules)."""
+    notes = []
+    kept = [task for task in closed if task in tuned]
+    untuned = [task for task in closed if task not in tuned]
+    if kept:
+        notes.append(
+            f"note: the gate of {', '.join(kept)} was tuned closed (no setting gained on its dev data), "
+            "so the 1-best was kept; pass --no-gate to see the model's outputs"
         )
+    if untuned:
+        notes.append(
+            f"note: the gate of {', '.join(untuned)} is not tuned, so the 1-best was kept; tune it on dev "
+            "data with `neko tune-gate DEV --model DIR --write`, or pass --no-gate"
+        )
+    return notes
 
 
 def text_lines(corrections: list[Correction], blank_lines: list[int]) -> str:
