@@ -314,3 +314,19 @@ def test_eval_scores_several_files_and_a_fixed_subset_per_dataset(tmp_path):
     assert per_dataset and all(r["examples"] == 1 for r in per_dataset)
     with pytest.raises(NekoError, match="no prediction"):
         eval_command([DATA, other], tmp_path / "o", [str(PREDICTIONS)])
+
+
+def test_eval_quiet_turns_the_progress_bar_off(tmp_path, model_path, monkeypatch):
+    import neko.evaluate.cli as evaluate_cli
+
+    asked = []
+    real_bar = evaluate_cli.progress_bar
+
+    def recording_bar(description, total, quiet=False):
+        asked.append(quiet)
+        return real_bar(description, total, quiet)
+
+    monkeypatch.setattr(evaluate_cli, "progress_bar", recording_bar)
+    for quiet in (False, True):
+        eval_command(DATA, tmp_path / str(quiet), model=str(model_path), batch_size=4, quiet=quiet)
+    assert asked == [False, True]

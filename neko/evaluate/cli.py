@@ -25,6 +25,7 @@ from neko.data.schema import Example
 from neko.data.selection import first_per_dataset, load_scored_examples
 from neko.errors import NekoError
 from neko.io import check_writable_folder, read_json, read_json_lines, write_json, write_json_lines
+from neko.progress import QUIET_HELP, progress_bar
 
 if TYPE_CHECKING:
     from neko.evaluate.report import Report
@@ -90,6 +91,8 @@ class ModelRun:
     batch_size: int = 16
     rerank: bool = True
     routing: bool = True
+    quiet: bool = False
+    """No progress bar (there is none either when standard error is not a terminal)."""
 
 
 def run_model(
@@ -102,10 +105,9 @@ def run_model(
         from neko.correct.gate import DECISIONS
         from neko.correct.gate_report import write_outcomes
         from neko.evaluate.metrics import Scorer
-        from neko.progress import progress_bar
 
         corrector = Corrector.from_pretrained(run.path)
-    with progress_bar("correcting", len(examples)) as corrector.progress:
+    with progress_bar("correcting", len(examples), run.quiet) as corrector.progress:
         corrections = corrector.correct(
             examples, num_beams=run.beams, batch_size=run.batch_size, evidence=True
         )
@@ -260,12 +262,13 @@ def eval_command(
     task: Annotated[
         str | None, typer.Option("--task", help="Task of DATA's examples when its format records none.")
     ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Score predictions (or run --model first) against DATA's references: 1-best, oracle and each
     system, per task and dataset."""
     run = None
     if model is not None:
-        run = ModelRun(None if model == "default" else Path(model), beams, batch_size, rerank)
+        run = ModelRun(None if model == "default" else Path(model), beams, batch_size, rerank, quiet=quiet)
     run_eval(
         data,
         predictions or [],
