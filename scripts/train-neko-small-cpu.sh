@@ -4,13 +4,14 @@
 # fine-tuning, configs/neko-small.yaml) in fp32, each resumed from its latest checkpoint, so running
 # this script again after an interruption continues where it stopped. A checkpoint every 10 steps
 # (pretraining: about 8 minutes at the 580-750 tokens/s measured here) loses little to a kill.
-# Expect about 6 hours of pretraining and 10 of fine-tuning. Logs: runs/neko-small-*.log.
+# Expect about 6 hours of pretraining and 10 of fine-tuning. Logs: runs/neko-small-*.log. THREADS
+# (default 1) is torch's thread count: 2 when nothing else runs on this 2-core machine.
 #   nohup bash scripts/train-neko-small-cpu.sh > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 neko=${NEKO:-.venv/bin/neko}
-cpu=(--resume --set run.bf16=false --set run.threads=1)
+cpu=(--resume --set run.bf16=false --set run.threads="${THREADS:-1}")
 [ -f data/text/pretrain.txt.gz ] || $neko data text data/text/pretrain.txt.gz
 [ -f runs/neko-small-pretrain/model/config.json ] ||
   $neko train configs/neko-small-pretrain.yaml "${cpu[@]}" --set run.save_every=10 >> runs/neko-small-pretrain.log 2>&1
