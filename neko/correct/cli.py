@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from neko.cli_support import DeviceOption, ModelOption, start_up
+from neko.correct.engines import DEFAULT_ENGINE, ENGINE_HELP, check_engine, pick_engine
 from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.io import check_writable, json_line, write_text
+from neko.progress import QUIET_HELP, progress_bar
 
 if TYPE_CHECKING:
-    from neko.correct.corrector import Correction
-from neko.correct.engines import DEFAULT_ENGINE, ENGINE_HELP, check_engine, pick_engine
-from neko.progress import QUIET_HELP, progress_bar
+    from neko.correct.corrector import Correction, Corrector
 
 OUTPUT_FORMATS = ("jsonl", "text")
 
@@ -122,29 +122,41 @@ def correct_command(
     for warning in caught:
         typer.echo(f"warning: {warning.message}", err=True)
 
-    if output_format == "jsonl":
-        text = "".join(
-            json_line(
-                {"id": c.id, "correction": c.text, "fell_back": c.fell_back, "decision": c.decision}
-                | ({"reason": c.reason} if c.fell_back else {})
-            )
-            for c in corrections
-        )
-    else:
-        text = text_lines(corrections, data.blank_lines)
+    text = format_corrections(corrections, output_format, data.blank_lines)
     if to_file:
         write_text(out, text)
     else:
         typer.echo(text, nl=False)
+    for line in summary(corrections, corrector, out if to_file else None):
+        typer.echo(line, err=True)
 
+
+def format_corrections(corrections: list[Correction], output_format: str, blank_lines: list[int]) -> str:
+    """The corrections as `output_format`: JSON lines with each decision (and why the output was not
+    taken), or plain text line for line (`text_lines`)."""
+    if output_format == "text":
+        return text_lines(corrections, blank_lines)
+    return "".join(
+        json_line(
+            {"id": c.id, "correction": c.text, "fell_back": c.fell_back, "decision": c.decision}
+            | ({"reason": c.reason} if c.fell_back else {})
+        )
+        for c in corrections
+    )
+
+
+def summary(corrections: list[Correction], corrector: Corrector, out: str | None) -> list[str]:
+    """What standard error says after correcting: how many fell back and why, then why closed gates
+    kept their 1-best."""
     reasons = Counter(c.reason for c in corrections if c.fell_back)
     detail = f" ({', '.join(f'{reason}: {n}' for reason, n in sorted(reasons.items()))})" if reasons else ""
-    where = f" to {out}" if to_file else ""
+    where = f" to {out}" if out else ""
     fallbacks = f"{sum(reasons.values())} fell back to {corrector.fallback_target(corrections)}"
-    typer.echo(f"corrected {len(corrections)} examples{where}; {fallbacks}{detail}", err=True)
     closed = sorted({c.task for c in corrections if c.reason == "gate closed"})
-    for note in gate_notes(closed, corrector.info.gate):
-        typer.echo(note, err=True)
+    return [
+        f"corrected {len(corrections)} examples{where}; {fallbacks}{detail}",
+        *gate_notes(closed, corrector.info.gate),
+    ]
 
 
 def gate_notes(closed: list[str], tuned: Mapping[str, object]) -> list[str]:
