@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# neko-small on this machine's CPU, one core, in the background and across sessions: the same two
+# neko-small on this machine's CPU (one thread unless THREADS says more), in the background and across sessions: the same two
 # runs as scripts/train-neko-small-gpu.sh (LM pretraining, configs/neko-small-pretrain.yaml, then
 # fine-tuning, configs/neko-small.yaml) in fp32, each resumed from its latest checkpoint, so running
 # this script again after an interruption continues where it stopped. A checkpoint every 10 steps
