@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# neko-small on this machine's CPU (one thread unless THREADS says more), in the background and across sessions: the same two
-# runs as scripts/train-neko-small-gpu.sh (LM pretraining, configs/neko-small-pretrain.yaml, then
-# fine-tuning, configs/neko-small.yaml) in fp32, each resumed from its latest checkpoint, so running
-# this script again after an interruption continues where it stopped. A checkpoint every 10 steps
-# (pretraining: about 8 minutes at the 580-750 tokens/s measured here) loses little to a kill.
-# Expect about 6 hours of pretraining and 10 of fine-tuning. Logs: runs/neko-small-*.log. THREADS
-# (default 1) is torch's thread count: 2 when nothing else runs on this 2-core machine.
+# neko-small on this machine's CPU (one thread unless THREADS says more), in the background and
+# across sessions: the same two runs as scripts/train-neko-small-gpu.sh (LM pretraining,
+# configs/neko-small-pretrain.yaml, then fine-tuning, configs/neko-small.yaml) in fp32, each resumed
+# from its latest checkpoint, so running this script again after an interruption continues where it
+# stopped. A checkpoint every 10 steps (pretraining: about 8 minutes at the 580-750 tokens/s
+# measured here) loses little to a kill. Expect about 6 hours of pretraining and 10 of fine-tuning.
+# Logs: runs/neko-small-*.log. THREADS (default 1) is torch's thread count: 2 when nothing else runs
+# on this 2-core machine.
 #   nohup bash scripts/train-neko-small-cpu.sh > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
