@@ -25,12 +25,12 @@ import typer
 from rich.console import Console
 
 from neko.errors import NekoError
+from neko.resources import DEFAULT_MODEL_NAME
 
 stderr = Console(stderr=True)
 
-ModelOption = Annotated[
-    str | None, typer.Option("--model", "-m", help="a model directory; default: models/neko-tiny")
-]
+MODEL_HELP = f"a model directory or a bundled model's name (default: {DEFAULT_MODEL_NAME})"
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", help=MODEL_HELP)]
 """The model of the commands that load one (the default model when absent)."""
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, cuda, cuda:N")]
 

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neko.cli_support import start_up
+from neko.cli_support import ModelOption, start_up
 from neko.data.formats import FORMATS, read_examples
 from neko.data.schema import Example
 from neko.progress import QUIET_HELP, progress_bar
@@ -23,9 +23,7 @@ from neko.resources import DEMO_EXAMPLES, HOME_VARIABLE, locate
 
 
 def demo_command(
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model directory (default: neko-tiny).")
-    ] = None,
+    model: ModelOption = None,
     examples: Annotated[
         Path | None,
         typer.Option(

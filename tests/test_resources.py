@@ -8,7 +8,7 @@ import pytest
 
 import neko.correct.model_dir as model_dir
 from neko.errors import NekoError
-from neko.resources import CHECKOUT, DEMO_EXAMPLES, HOME_VARIABLE, candidates, locate
+from neko.resources import CHECKOUT, DEFAULT_MODEL_NAME, DEMO_EXAMPLES, HOME_VARIABLE, candidates, locate
 
 
 def test_neko_home_comes_before_the_checkout(monkeypatch, tmp_path):
@@ -39,3 +39,28 @@ def test_a_missing_default_model_names_every_place_looked_in(monkeypatch, tmp_pa
     looked = r"default model is not installed \(looked in .*home/models/neko-tiny, .*checkout"
     assert re.search(looked, message)
     assert "set $NEKO_HOME to a folder holding models/neko-tiny, or train one" in message
+
+
+def test_a_bundled_model_is_found_by_name_and_default_names_the_default(monkeypatch, tmp_path):
+    for name in ("neko-tiny", "other"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+    monkeypatch.setenv(HOME_VARIABLE, str(tmp_path))
+    (tmp_path / "cwd" / "mine").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "cwd")  # a path wins over a bundled model's name
+    assert model_dir.resolve_model_dir("other") == tmp_path / "models" / "other"
+    assert model_dir.resolve_model_dir("default") == tmp_path / "models" / DEFAULT_MODEL_NAME
+    assert model_dir.resolve_model_dir("mine") == model_dir.Path("mine")
+
+
+@pytest.mark.parametrize("model", ["absent", "some/absent", "."])
+def test_an_unknown_model_is_one_line_naming_it(monkeypatch, tmp_path, model):
+    monkeypatch.setenv(HOME_VARIABLE, str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    if model == ".":
+        (tmp_path / "file").write_text("")
+        model = "file"
+    with pytest.raises(NekoError) as caught:
+        model_dir.resolve_model_dir(model)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{model}: ")

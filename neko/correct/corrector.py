@@ -120,11 +120,12 @@ class Corrector:
         threads: int | None = None,
         inputs: int | None = None,
     ) -> Corrector:
-        """Load a model directory (None: the default model, `models/neko-tiny`) on `device` (None or
-        "auto": CUDA when available). `dtype` overrides the checkpoint's. `engine` `onnx` runs the
-        directory's `model.onnx` on the CPU with `threads` (None: one per core); `auto` picks by the
-        number of `inputs` to come (`neko.correct.engines.pick_engine`; None: `copy`, except on an
-        ONNX export's folder) and, should the export be stale, warns and takes `copy`."""
+        """Load a model directory or a bundled model by name (None: the default model;
+        `resolve_model_dir`) on `device` (None or "auto": CUDA when available). `dtype` overrides
+        the checkpoint's. `engine` `onnx` runs the directory's `model.onnx` on the CPU with `threads`
+        (None: one per core); `auto` picks by the number of `inputs` to come
+        (`neko.correct.engines.pick_engine`; None: `copy`, except on an ONNX export's folder) and,
+        should the export be stale, warns and takes `copy`."""
         path = resolve_model_dir(path)
         chosen = pick_engine(engine, path, inputs, device=None if device is None else str(device))
         check_model_files(path, onnx=chosen == "onnx")

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from neko.cli_support import start_up
+from neko.cli_support import MODEL_HELP, start_up
 from neko.errors import NekoError
 
 FORMATS = ("gguf", "onnx")
 
 
 def export_command(
-    model: Annotated[str, typer.Argument(help="a model directory, or 'default' for models/neko-tiny")],
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
     out: Annotated[Path, typer.Argument(help="the file (gguf) or folder (onnx) to write")],
     to: Annotated[
         str,
@@ -27,7 +27,6 @@ def export_command(
     or a folder with model.onnx and the tokenizer, which ONNX Runtime runs without torch."""
     if to not in FORMATS:
         raise NekoError(f"unknown export format {to!r}; expected one of {', '.join(FORMATS)}")
-    source = None if model == "default" else model
     with start_up():
         from transformers.utils import logging as transformers_logging
 
@@ -35,9 +34,9 @@ def export_command(
         if to == "gguf":
             from neko.correct.gguf_export import export_gguf
 
-            written = export_gguf(source, out)
+            written = export_gguf(model, out)
         else:
             from neko.correct.onnx_export import export_onnx
 
-            written = export_onnx(source, out)
+            written = export_onnx(model, out)
     typer.echo(f"wrote {written} ({written.stat().st_size / 2**20:.1f} MiB)", err=True)

@@ -39,15 +39,15 @@ from neko.correct.gate import GateRule
 from neko.errors import NekoError
 from neko.io import read_json, write_json
 from neko.moe import ExpertAssignment, RoutingMode
-from neko.resources import CHECKOUT, DEFAULT_MODEL, locate
+from neko.resources import BUNDLED_MODELS, CHECKOUT, DEFAULT_MODEL, locate
 from neko.schema import Schema, describe, distinct, field_errors, fields_of
 from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
 
 NEKO_JSON = "neko.json"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_DIR = CHECKOUT / DEFAULT_MODEL
-"""Where `neko correct` looks when no `--model` is given and `$NEKO_HOME/models/neko-tiny` is not
-there: `models/neko-tiny` in the checkout (`neko.resources`)."""
+"""Where `neko correct` looks when no `--model` is given and `$NEKO_HOME` holds no default model:
+`neko.resources.DEFAULT_MODEL` in the checkout."""
 
 ROUTING_STRATEGY = {mode: mode for mode in RoutingMode if mode is not RoutingMode.DENSE}
 """neko.json strategy -> `neko.moe.apply_task_guidance` strategy: the same `RoutingMode`."""
@@ -140,21 +140,34 @@ class ModelInfo(Schema):
             raise NekoError(f"{where}: {describe(error, cls)}") from None
 
 
-def resolve_model_dir(path: str | Path | None) -> Path:
-    """`path`, or the default model when None; a one-line error when it is not there."""
-    if path is None:
+def resolve_model_dir(model: str | Path | None) -> Path:
+    """The model directory `model` names: a path; None or "default" for the default model; or a
+    bundled model's name (a folder of `models/`, e.g. "neko-tiny") when no such path exists. A
+    one-line error when it is not there."""
+    if model is None or str(model) == "default":
         return locate(
             DEFAULT_MODEL,
             "the default model is not installed",
             "train one and pass its directory with --model DIR (Corrector.from_pretrained(path))",
             DEFAULT_MODEL_DIR,
         )
-    path = Path(path)
+    path = Path(model)
+    if not path.exists() and _is_a_name(str(model)):
+        return locate(
+            f"{BUNDLED_MODELS}/{model}",
+            f"{model}: no such model directory, nor a bundled model of that name",
+            "pass a model directory with --model DIR",
+        )
     if not path.exists():
         raise NekoError(f"{path}: no such model directory")
     if not path.is_dir():
         raise NekoError(f"{path}: is a file, expected a model directory")
     return path
+
+
+def _is_a_name(model: str) -> bool:
+    """Whether `model` can name a bundled model: one path component, not "", "." or ".."."""
+    return model not in ("", ".", "..") and Path(model).name == model
 
 
 def check_model_files(path: Path, onnx: bool = False) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from neko.cli_support import start_up
+from neko.cli_support import MODEL_HELP, start_up
 from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.schema import Example
 from neko.data.selection import first_per_dataset, load_scored_examples
@@ -86,7 +86,8 @@ def _parse_system(spec: str) -> tuple[str, Path]:
 class ModelRun:
     """How `neko eval --model` runs a corrector before scoring it."""
 
-    path: Path | None
+    model: str | None
+    """A model directory or a bundled model's name (`neko.correct.model_dir.resolve_model_dir`)."""
     beams: int = 1
     batch_size: int = 16
     rerank: bool = True
@@ -106,7 +107,7 @@ def run_model(
         from neko.correct.gate_report import write_outcomes
         from neko.evaluate.metrics import Scorer
 
-        corrector = Corrector.from_pretrained(run.path)
+        corrector = Corrector.from_pretrained(run.model)
     with progress_bar("correcting", len(examples), run.quiet) as corrector.progress:
         corrections = corrector.correct(
             examples, num_beams=run.beams, batch_size=run.batch_size, evidence=True
@@ -234,8 +235,7 @@ def eval_command(
         ),
     ] = None,
     model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="Run this model directory first ('default': models/neko-tiny)."),
+        str | None, typer.Option("--model", "-m", help=f"Run this model first: {MODEL_HELP}.")
     ] = None,
     beams: Annotated[int, typer.Option("--beams", min=1, help="Beam size of --model's generation.")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size of --model.")] = 16,
@@ -268,7 +268,7 @@ def eval_command(
     system, per task and dataset."""
     run = None
     if model is not None:
-        run = ModelRun(None if model == "default" else Path(model), beams, batch_size, rerank, quiet=quiet)
+        run = ModelRun(model, beams, batch_size, rerank, quiet=quiet)
     run_eval(
         data,
         predictions or [],
