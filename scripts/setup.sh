@@ -32,9 +32,11 @@ fi
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q torch==2.13.0
 extra=""; [ "${1:-}" = "--dev" ] && extra="[dev]" || extra="[speech,onnx]"
 .venv/bin/python -m pip install -q -e ".${extra}"
-# The default model's ONNX export, which the onnx engine runs (a one-line correction without torch);
+# Each bundled model's ONNX export, which the onnx engine runs (a one-line correction without torch);
 # made from the committed weights, again when they change (the engine refuses a stale export).
-if ! .venv/bin/python -c "from pathlib import Path; from neko.correct.onnx_lm import export_matches; \
-    raise SystemExit(not export_matches(Path('models/neko-tiny')))" 2>/dev/null; then
-  .venv/bin/neko export models/neko-tiny models/neko-tiny --to onnx
-fi
+for model in models/*/; do
+  if ! .venv/bin/python -c "import sys; from pathlib import Path; from neko.correct.onnx_lm import export_matches; \
+      raise SystemExit(not export_matches(Path(sys.argv[1])))" "$model" 2>/dev/null; then
+    .venv/bin/neko export "$model" "$model" --to onnx
+  fi
+done
