@@ -21,7 +21,9 @@ import json
 import os
 import re
 import secrets
+import shutil
 import stat
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -136,6 +138,25 @@ def give_usual_mode(*paths: str | Path) -> None:
         os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
 
 
+@contextmanager
+def atomic_folder(out: str | Path) -> Iterator[Path]:
+    """A fresh folder beside `out` to write into, renamed to `out` (missing, or an empty folder) once
+    the block succeeds: a reader never sees half a model directory, and a failure leaves none."""
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        give_usual_mode(staging)  # mkdtemp's folder is private; the model is not
+    except OSError as error:
+        raise NekoError(f"{out}: cannot create it ({error.strerror})") from None
+    try:
+        yield staging
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def write_text(path: str | Path, text: str, compressed: bool | None = None) -> None:
     """Replace `path` with `text` atomically (gzipped when the name ends in `.gz`)."""
     with atomic_write(path, compressed) as handle:
@@ -241,6 +262,14 @@ def parse_json(text: str, where: str) -> Any:
 def read_json(path: str | Path) -> Any:
     """A JSON file (UTF-8, gzipped when the name ends in `.gz`); one-line errors name file:line."""
     return parse_json(read_text(path), str(path))
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """A JSON file that must hold an object (a config, a tokenizer); one-line errors as `read_json`'s."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise NekoError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def read_json_lines(path: str | Path, torn_tail: bool = False) -> Iterator[tuple[str, int, Any]]:

@@ -22,6 +22,9 @@ BUNDLED_MODELS = "models"
 DEFAULT_MODEL_NAME = "neko-tiny"
 DEFAULT_MODEL = f"{BUNDLED_MODELS}/{DEFAULT_MODEL_NAME}"
 DEMO_EXAMPLES = "examples/demo.jsonl"
+NEKO_JSON = "neko.json"
+"""The file of a model directory that holds what neko needs beyond transformers
+(`neko.correct.model_dir.ModelInfo`)."""
 
 
 def candidates(relative: str, checkout_path: Path | None = None) -> list[Path]:

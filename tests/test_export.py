@@ -180,3 +180,18 @@ def test_onnx_export_names_the_extra_when_a_package_is_missing(tmp_path, monkeyp
     assert isinstance(result.exception, NekoError)
     assert "onnxscript" in str(result.exception) and "neko[onnx]" in str(result.exception)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("to", ["gguf", "onnx"])
+@pytest.mark.parametrize("damage", ["not json", "[1, 2]"])
+def test_a_damaged_config_is_one_line_naming_the_file(tmp_path, model_path, to, damage):
+    if to == "onnx":
+        pytest.importorskip("onnxscript")
+    broken = tmp_path / "broken"
+    shutil.copytree(model_path, broken)
+    (broken / "config.json").write_text(damage)
+    result = invoke_export(broken, tmp_path / "out", "--to", to)
+    assert isinstance(result.exception, NekoError)
+    message = str(result.exception)
+    assert "\n" not in message and message.startswith(f"{broken / 'config.json'}")
+    assert not (tmp_path / "out").exists()

@@ -22,6 +22,7 @@ from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate.cli import load_routing_stats, read_prediction_lines
 from neko.io import (
+    atomic_folder,
     atomic_write,
     check_writable,
     check_writable_folder,
@@ -29,6 +30,7 @@ from neko.io import (
     parse_json,
     read_json,
     read_json_lines,
+    read_json_object,
     read_lines,
     split_lines,
     write_json_lines,
@@ -360,3 +362,24 @@ NEKO_JSON_KEYS += ("max_new_tokens", "max_hypotheses", "max_edit_rate", "gate", 
 def test_random_neko_json_gives_an_error_line_or_a_model_info(tmp_path, info):
     (tmp_path / "neko.json").write_text(json.dumps(info))
     _one_line_error_or_parse(lambda: read_model_info(tmp_path))
+
+
+def test_read_json_object_refuses_another_value(tmp_path):
+    (tmp_path / "list.json").write_text("[1]")
+    with pytest.raises(NekoError, match=r"list.json: expected a JSON object, got list$"):
+        read_json_object(tmp_path / "list.json")
+    (tmp_path / "object.json").write_text('{"a": 1}')
+    assert read_json_object(tmp_path / "object.json") == {"a": 1}
+
+
+def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "model"
+    with pytest.raises(RuntimeError), atomic_folder(out) as folder:
+        (folder / "half").write_text("x")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    out.mkdir()  # an empty folder is replaced
+    with atomic_folder(out) as folder:
+        (folder / "whole").write_text("x")
+        assert not (out / "whole").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"] and (out / "whole").read_text() == "x"

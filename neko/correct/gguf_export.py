@@ -14,14 +14,15 @@ The task-guided routing needs nothing at inference: every token takes the gate's
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
+from neko.correct.tokenizer import config_token
 from neko.errors import NekoError
+from neko.io import read_json_object
 
 ARCHITECTURE = "llama"
 SUPPORTED = ("mixtral", "mistral")
@@ -49,7 +50,7 @@ def export_gguf(model: str | Path | None, out: str | Path) -> Path:
     path = resolve_model_dir(model)
     check_model_files(path)
     read_model_info(path)
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    config = read_json_object(path / "config.json")
     model_type = config.get("model_type")
     if model_type not in SUPPORTED:
         raise NekoError(
@@ -105,12 +106,15 @@ def _write_metadata(writer, config, name: str) -> None:
 def _write_tokenizer(writer, path: Path) -> None:
     """Vocabulary, merges and special ids from `tokenizer.json`, whose model must be a byte-level BPE."""
     where = path / "tokenizer.json"
-    data = json.loads(where.read_text(encoding="utf-8"))
+    data = read_json_object(where)
     model = data.get("model") or {}
     if model.get("type") != "BPE" or (data.get("pre_tokenizer") or {}).get("type") != "ByteLevel":
         raise NekoError(f"{where}: GGUF export needs a byte-level BPE tokenizer")
-    vocab: dict[str, int] = dict(model["vocab"])
-    special = {token["content"]: token["id"] for token in data.get("added_tokens", [])}
+    try:
+        vocab: dict[str, int] = dict(model["vocab"])
+        special = {token["content"]: token["id"] for token in data.get("added_tokens", [])}
+    except (KeyError, TypeError, ValueError) as error:
+        raise NekoError(f"{where}: not a tokenizer.json of the tokenizers library ({error!r})") from None
     vocab.update(special)
     size = max(vocab.values()) + 1
     if sorted(vocab.values()) != list(range(size)):
@@ -124,10 +128,11 @@ def _write_tokenizer(writer, path: Path) -> None:
     writer.add_token_list(tokens)
     writer.add_token_types([TOKEN_CONTROL if i in special_ids else TOKEN_NORMAL for i in range(size)])
     writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])])
-    config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config = read_json_object(path / "tokenizer_config.json")
     for key, add in (("eos_token", writer.add_eos_token_id), ("pad_token", writer.add_pad_token_id)):
-        if config.get(key) in vocab:
-            add(vocab[config[key]])
+        token = config_token(config, key)
+        if token in vocab:
+            add(vocab[token])
     writer.add_add_bos_token(False)
 
 

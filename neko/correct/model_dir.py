@@ -39,11 +39,10 @@ from neko.correct.gate import GateRule
 from neko.errors import NekoError
 from neko.io import read_json, write_json
 from neko.moe import ExpertAssignment, RoutingMode
-from neko.resources import BUNDLED_MODELS, CHECKOUT, DEFAULT_MODEL, locate
+from neko.resources import BUNDLED_MODELS, CHECKOUT, DEFAULT_MODEL, NEKO_JSON, locate
 from neko.schema import Schema, describe, distinct, field_errors, fields_of
 from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
 
-NEKO_JSON = "neko.json"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_DIR = CHECKOUT / DEFAULT_MODEL
 """Where `neko correct` looks when no `--model` is given and `$NEKO_HOME` holds no default model:

@@ -26,7 +26,6 @@ routing needs nothing at inference: every token takes the gate's plain top-k, wh
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -39,15 +38,15 @@ from pathlib import Path
 import torch
 
 from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
-from neko.correct.onnx_lm import MODEL_FILE, WEIGHTS_KEY, weights_digest
+from neko.correct.onnx_lm import INPUTS, MODEL_FILE, OUTPUT, WEIGHTS_KEY, weights_digest
 from neko.correct.torch_lm import load_model
 from neko.errors import NekoError
+from neko.io import read_json_object
+from neko.resources import NEKO_JSON
 
 SUPPORTED = ("mixtral", "mistral")
-COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "neko.json")
+COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", NEKO_JSON)
 """What the export copies from the model directory next to `MODEL_FILE`."""
-INPUTS = ("input_ids", "attention_mask", "logit_index")
-OUTPUT = "logits"
 EXTRA_HINT = "pip install 'neko[onnx]' (onnx and onnxscript)"
 OPSET = 20
 
@@ -68,7 +67,7 @@ def export_onnx(model: str | Path | None, out: str | Path) -> Path:
     path = resolve_model_dir(model)
     check_model_files(path)
     read_model_info(path)
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    config = read_json_object(path / "config.json")
     if config.get("model_type") not in SUPPORTED:
         raise NekoError(
             f"{path}: cannot export model type {config.get('model_type')!r} to ONNX; "

@@ -25,6 +25,9 @@ from neko.correct.engines import ONNX_MODEL_FILE as MODEL_FILE
 from neko.correct.lm import Generated, Hopeless, PromptScores
 from neko.errors import NekoError, first_line
 
+INPUTS = ("input_ids", "attention_mask", "logit_index")
+OUTPUT = "logits"
+"""The graph's inputs and output (`neko.correct.onnx_export` names them so)."""
 WEIGHTS_KEY = "neko_weights_sha256"
 """Metadata of the export: the digest of the weights it was made from (`weights_digest`)."""
 RUNTIME_HINT = "pip install onnxruntime (a dependency of neko)"
@@ -95,8 +98,8 @@ class OnnxLM:
             ids[k, width - len(row) :] = row
             mask[k, width - len(row) :] = 1
         index = np.broadcast_to(np.arange(width - kept, width, dtype=np.int64), (len(rows), kept))
-        feed = {"input_ids": ids, "attention_mask": mask, "logit_index": np.ascontiguousarray(index)}
-        (logits,) = self.session.run(["logits"], feed)
+        feed = dict(zip(INPUTS, (ids, mask, np.ascontiguousarray(index)), strict=True))
+        (logits,) = self.session.run([OUTPUT], feed)
         return logits
 
     def generate(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from neko.errors import NekoError, first_line
-from neko.io import read_json
+from neko.io import read_json_object
 from neko.tasks import END_MARKER, special_tokens
 
 
@@ -49,16 +49,13 @@ def load_tokenizer(path: Path, prompt_style: str, tasks: Sequence[str]) -> Token
     the model's `tasks` is one token."""
     from tokenizers import Tokenizer as Backend
 
-    config = read_json(path / "tokenizer_config.json")
-    if not isinstance(config, dict):
-        raise NekoError(f"{path / 'tokenizer_config.json'}: expected a JSON object")
-    if not isinstance(read_json(path / "tokenizer.json"), dict):
-        raise NekoError(f"{path / 'tokenizer.json'}: expected a JSON object")
+    config = read_json_object(path / "tokenizer_config.json")
+    read_json_object(path / "tokenizer.json")
     try:
         backend = Backend.from_file(str(path / "tokenizer.json"))
     except Exception as error:  # the tokenizers library raises plain Exceptions for a malformed file
         raise NekoError(f"{path}: cannot load the tokenizer ({first_line(error)})") from None
-    tokenizer = Tokenizer(backend, _token(config, "eos_token"), _token(config, "pad_token"))
+    tokenizer = Tokenizer(backend, config_token(config, "eos_token"), config_token(config, "pad_token"))
     if tokenizer.eos_token != END_MARKER or tokenizer.convert_tokens_to_ids(END_MARKER) is None:
         raise NekoError(
             f"{path}: the tokenizer's eos_token is {tokenizer.eos_token!r}, expected {END_MARKER!r}"
@@ -70,7 +67,7 @@ def load_tokenizer(path: Path, prompt_style: str, tasks: Sequence[str]) -> Token
     return tokenizer
 
 
-def _token(config: dict, key: str) -> str | None:
+def config_token(config: dict, key: str) -> str | None:
     """A token of `tokenizer_config.json`: a string, or transformers' `{"content": ...}` form."""
     value = config.get(key)
     return value.get("content") if isinstance(value, dict) else value

@@ -37,10 +37,6 @@ donors; the same arguments give the same model.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -50,14 +46,12 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from neko.errors import NekoError, first_line
-from neko.io import give_usual_mode, read_json, write_json
+from neko.io import atomic_folder, read_json, write_json
 from neko.moe.upcycle import copy_tokenizer, save_model
+from neko.resources import NEKO_JSON
 
 ROUTER_INITS = ("mean", "copy")
 """How a new expert's router row starts (see the module docstring)."""
-
-MODEL_INFO = "neko.json"
-"""neko's model information (`neko.correct.model_dir`): its assignment's expert count grows."""
 
 _EXPERT_COUNT_FIELDS = ("num_local_experts", "num_experts")
 
@@ -120,11 +114,11 @@ def grow_checkpoint(
     info = _grown_model_info(src, num_experts, num_experts + len(copies))
     model = _load(src)
     grow_experts(model, copies, noise_std, seed, router)
-    with _folder_written_whole(out) as folder:
+    with atomic_folder(out) as folder:
         save_model(model, folder)
         copy_tokenizer(src, folder)
         if info is not None:
-            write_json(folder / MODEL_INFO, info)
+            write_json(folder / NEKO_JSON, info)
     return out
 
 
@@ -197,7 +191,7 @@ def _appended(
 
 def _grown_model_info(src: Path, num_experts: int, grown: int) -> dict | None:
     """The source's neko.json with the assignment over `grown` experts; None when there is none."""
-    path = src / MODEL_INFO
+    path = src / NEKO_JSON
     if not path.is_file():
         return None
     info = read_json(path)
@@ -234,20 +228,3 @@ def _stored_dtype(src: Path) -> torch.dtype:
         if first is None:
             raise NekoError(f"{path}: holds no tensors")
         return weights.get_tensor(first).dtype
-
-
-@contextlib.contextmanager
-def _folder_written_whole(out: Path) -> Iterator[Path]:
-    """A fresh folder beside `out` to write into, renamed to `out` once the block succeeds."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        give_usual_mode(staging)  # mkdtemp's folder is private; the model is not
-    except OSError as error:
-        raise NekoError(f"{out}: cannot create it ({error.strerror})") from None
-    try:
-        yield staging
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

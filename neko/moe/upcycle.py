@@ -36,7 +36,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from neko.errors import NekoError
-from neko.io import give_usual_mode
+from neko.io import atomic_folder, give_usual_mode
 
 # Fields every supported dense config shares with its MoE counterpart, copied when present.
 _SHARED_FIELDS = (
@@ -174,9 +174,9 @@ def upcycle_checkpoint(
     )  # fail before loading weights
     dense = AutoModelForCausalLM.from_pretrained(src, dtype="auto", use_safetensors=True)
     moe = upcycle(dense, num_experts, num_experts_per_tok, noise_std, router_init_std, seed)
-    dst.mkdir(parents=True, exist_ok=True)
-    save_model(moe, dst)
-    copy_tokenizer(src, dst)
+    with atomic_folder(dst) as folder:
+        save_model(moe, folder)
+        copy_tokenizer(src, folder)
     return dst
 
 
