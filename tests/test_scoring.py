@@ -18,7 +18,7 @@ from neko.data.schema import Example
 from neko.data.splits import source_text
 from neko.errors import NekoError
 from neko.evaluate.data_stats import describe
-from neko.evaluate.metrics import LOWER_IS_BETTER, METRIC_LABELS, Metric, Scorer, get_metric, register_metric
+from neko.evaluate.metrics import Metric, Scorer, get_metric, register_metric
 from neko.evaluate.oracles import task_oracle_outputs
 from neko.evaluate.report import evaluate, render_markdown
 from neko.tasks import Task, register_task
@@ -41,8 +41,6 @@ def caption_task():
     yield TASK
     tasks_module._REGISTRY.pop(TASK.name, None)
     metrics_module._METRICS.pop(SER.name, None)
-    LOWER_IS_BETTER.discard(SER.name)
-    METRIC_LABELS.pop(SER.name, None)
 
 
 def examples() -> list[Example]:
@@ -54,7 +52,7 @@ def examples() -> list[Example]:
 
 
 def test_a_registered_metric_is_known_by_name(caption_task):
-    assert get_metric("ser") is SER and "ser" in LOWER_IS_BETTER and METRIC_LABELS["ser"] == "SER"
+    assert get_metric("ser") is SER and SER.lower_is_better and SER.arrow_label == "SER ↓"
     scorer = Scorer()
     assert scorer.headline("caption") == "ser" and scorer.metrics_for("caption") == ["ser", "cer"]
     assert scorer.normalizer_for("caption") == "none"

@@ -15,7 +15,7 @@ from neko.cli_support import DeviceOption, ModelOption, start_up
 from neko.correct.engines import DEFAULT_ENGINE, ENGINE_HELP, check_engine, pick_engine
 from neko.data.formats import FORMATS
 from neko.errors import NekoError
-from neko.io import check_writable, json_line, write_text
+from neko.io import check_writable, check_writable_folder, json_line, write_text
 from neko.progress import QUIET_HELP, progress_bar
 
 if TYPE_CHECKING:
@@ -232,16 +232,21 @@ def tune_gate_command(
 
         from neko.correct.corrector import Corrector
         from neko.correct.gate_report import print_tunings, write_tunings
-        from neko.correct.model_dir import NEKO_JSON, check_model_files, read_model_info, resolve_model_dir
+        from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
         from neko.correct.tuning import collect_rows, read_rows, save_gate_settings, tune_rows, write_rows
         from neko.data.selection import first_per_dataset, load_scored_examples
         from neko.evaluate.report import wide_console
+        from neko.resources import NEKO_JSON
 
     model_dir = resolve_model_dir(model)
     check_model_files(model_dir, onnx=True)  # a torch engine checks its weights on loading
     read_model_info(model_dir)
     if write:
         check_writable(model_dir / NEKO_JSON)
+    if evidence is not None and not evidence.exists():
+        check_writable(evidence)
+    if out is not None:
+        check_writable_folder(out)
     for path in data:
         refuse_test_file(path)
     examples = load_scored_examples(data, format=format, task=task, limit=limit)
@@ -266,7 +271,7 @@ def tune_gate_command(
             typer.echo(f"wrote {written}", err=True)
     if write:
         save_gate_settings(model_dir, tunings)
-        typer.echo(f"wrote max_edit_rate and gate to {model_dir / 'neko.json'}", err=True)
+        typer.echo(f"wrote max_edit_rate and gate to {model_dir / NEKO_JSON}", err=True)
 
 
 def refuse_test_file(path: Path) -> None:

@@ -22,6 +22,7 @@ from neko.correct.gate import DECISIONS
 from neko.correct.tuning import Row, TaskTuning, describe_rule, risk_coverage
 from neko.data.schema import Example
 from neko.evaluate.metrics import Scorer
+from neko.evaluate.report import OVERALL
 from neko.io import write_json, write_text
 
 RISK_COVERAGE_PNG = "risk-coverage.png"
@@ -45,7 +46,7 @@ def print_tunings(tunings: dict[str, TaskTuning], console: Console) -> None:
                 "" if held_out is None else f"{held_out[1]:.2f}",
             )
         table.add_row(
-            "(all)", f"{tuning.one_best:.2f}", f"{tuning.best.score:.2f}", f"{tuning.boldest.score:.2f}", ""
+            OVERALL, f"{tuning.one_best:.2f}", f"{tuning.best.score:.2f}", f"{tuning.boldest.score:.2f}", ""
         )
         console.print(table)
         rejected = ", ".join(f"{level!r} {reason}" for level, reason in tuning.rejected.items())
@@ -105,7 +106,7 @@ def outcome_rows(
     group's 1-best and of the group's corrections."""
     groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for i, (example, correction) in enumerate(zip(examples, corrections, strict=True)):
-        for dataset in (example.dataset, "(all)"):
+        for dataset in (example.dataset, OVERALL):
             groups[(example.task, dataset, correction.decision)].append(i)
     rows = []
     for (task, dataset, decision), indices in sorted(

@@ -1,10 +1,11 @@
 """Tuning the correction gate on dev data: when may the model's output replace the 1-best?
 
-`tune_gate` corrects dev examples once with every check open, keeps what the gate decides on
-(`neko.correct.gate.Evidence`) and, per task, replays every setting of a grid: the safety valve's
-`max_edit_rate`, and the gate's `accept_margin`, `rerank_margin`, `min_familiarity` (a quantile of the
-task's dev familiarity: inputs less familiar than that share of the dev data are left alone) and
-`require_support`. The chosen setting is selective prediction done conservatively:
+`tune_gate` corrects dev examples once with the valve's edit limit open (its other checks recorded),
+keeps what the gate decides on (`neko.correct.gate.Evidence`) and, per task, replays every setting of
+a grid: the safety valve's `max_edit_rate`, and the gate's `accept_margin`, `rerank_margin`,
+`min_familiarity` (a quantile of the task's dev familiarity: inputs less familiar than that share of
+the dev data are left alone) and `require_support`. The chosen setting is selective prediction done
+conservatively:
 
 - every dev domain (task x text source, the first part of the dataset name, with at least `MIN_DATASET`
   examples) whose outputs a setting changes must gain at least `MIN_DOMAIN_GAIN` (1%) of its own 1-best
@@ -30,7 +31,6 @@ taken, the 1-best elsewhere) shows how selective the model has to be. The choice
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -43,10 +43,10 @@ from neko.correct.corrector import Corrector
 from neko.correct.gate import Evidence, GateRule
 from neko.correct.model_dir import read_model_info, write_model_info
 from neko.correct.safety import SafetyValve
-from neko.data.jsonl import read_json_lines
 from neko.data.schema import Example
 from neko.errors import NekoError
-from neko.evaluate.metrics import Scorer, edit_counts, get_metric
+from neko.evaluate.metrics import Scorer, edit_counts, get_metric, reference_streams
+from neko.io import read_json_lines, write_json_lines
 
 EDIT_RATES: tuple[float | None, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, None)
 """The safety valve's `max_edit_rate` values tried; None is no limit."""
@@ -113,7 +113,8 @@ EDIT_RATE_METRICS = {"wer": "word", "cer": "char"}
 
 @dataclass(frozen=True)
 class Row:
-    """One dev example with its gate evidence (valve checks open) and the edit rate the valve needs."""
+    """One dev example with its gate evidence (the valve's edit limit open) and the edit rate the
+    valve needs."""
 
     example: Example
     evidence: Evidence
@@ -243,11 +244,7 @@ class _BleuStats:
         from sacrebleu.metrics import BLEU
 
         self.bleu = BLEU()
-        references = [row.example.references for row in rows]
-        streams = [
-            [refs[k] if k < len(refs) else None for refs in references]
-            for k in range(max(map(len, references)))
-        ]
+        streams = reference_streams([row.example.references for row in rows])
         columns = [self.bleu._extract_corpus_statistics([t[k] for t in texts], streams) for k in range(3)]
         self.table = np.stack([np.array(column, dtype=float) for column in columns], axis=1)
 
@@ -298,18 +295,15 @@ STATS_METRICS = {"bleu": _BleuStats, "gleu": _GleuStats}
 
 def write_rows(path: Path, rows: Sequence[Row]) -> None:
     """Save collected rows, so the gate can be tuned again without running the model."""
-    records = [
+    records = (
         {
             "example": r.example.to_dict(),
             "evidence": asdict(r.evidence),
             "needed_edit_rate": r.needed_edit_rate,
         }
         for r in rows
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8"
     )
+    write_json_lines(path, records)
 
 
 def read_rows(path: Path, examples: Sequence[Example]) -> list[Row]:

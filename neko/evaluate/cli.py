@@ -24,6 +24,7 @@ from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.schema import Example
 from neko.data.selection import first_per_dataset, load_scored_examples
 from neko.errors import NekoError
+from neko.evaluate.gleu import ITERATIONS as GLEU_ITERATIONS
 from neko.io import check_writable_folder, read_json, read_json_lines, write_json, write_json_lines
 from neko.progress import QUIET_HELP, progress_bar
 
@@ -141,7 +142,7 @@ def evaluate_and_write(
     out: Path,
     routing: dict[str, Any] | None = None,
     normalizer: str = "basic",
-    gleu_iterations: int = 500,
+    gleu_iterations: int = GLEU_ITERATIONS,
     console: Console | None = None,
 ) -> Report:
     """Score checked systems, print the tables, write the report files; for callers that made the
@@ -163,7 +164,7 @@ def run_eval(
     out: Path,
     routing_stats: Path | None = None,
     normalizer: str = "basic",
-    gleu_iterations: int = 500,
+    gleu_iterations: int = GLEU_ITERATIONS,
     format: str | None = None,
     task: str | None = None,
     console: Console | None = None,
@@ -255,7 +256,7 @@ def eval_command(
     gleu_iterations: Annotated[
         int,
         typer.Option("--gleu-iterations", min=1, help="Reference-sampling iterations of GLEU (JFLEG: 500)."),
-    ] = 500,
+    ] = GLEU_ITERATIONS,
     format: Annotated[
         str | None, typer.Option("--format", help="Format of DATA (default: detected from name and content).")
     ] = None,

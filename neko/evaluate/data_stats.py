@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from neko.data.schema import Example
+from neko.evaluate.gleu import ITERATIONS as GLEU_ITERATIONS
 from neko.evaluate.metrics import Scorer, get_metric
 from neko.evaluate.oracles import task_oracle_outputs
 from neko.evaluate.report import OVERALL, wide_console
@@ -42,7 +43,7 @@ class StatsRow:
 
 
 def describe(
-    examples: Iterable[Example], normalizer: str = "basic", gleu_iterations: int = 500
+    examples: Iterable[Example], normalizer: str = "basic", gleu_iterations: int = GLEU_ITERATIONS
 ) -> list[StatsRow]:
     """One row per task x dataset, then one per task over all its datasets."""
     scorer = Scorer(normalizer=normalizer, gleu_iterations=gleu_iterations, errant=False)

@@ -88,10 +88,6 @@ class Metric:
 
 
 _METRICS: dict[str, Metric] = {}
-LOWER_IS_BETTER: set[str] = set()
-"""Names of the registered metrics where lower is better; kept in step by `register_metric`."""
-METRIC_LABELS: dict[str, str] = {}
-"""Display label of each registered metric; kept in step by `register_metric`."""
 
 
 def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
@@ -99,11 +95,6 @@ def register_metric(metric: Metric, *, replace: bool = False) -> Metric:
     if metric.name in _METRICS and not replace and _METRICS[metric.name] != metric:
         raise NekoError(f"metric {metric.name!r} is already registered with a different definition")
     _METRICS[metric.name] = metric
-    METRIC_LABELS[metric.name] = metric.label
-    if metric.lower_is_better:
-        LOWER_IS_BETTER.add(metric.name)
-    else:
-        LOWER_IS_BETTER.discard(metric.name)
     return metric
 
 
@@ -171,7 +162,7 @@ def cer(references: Sequence[str], hypotheses: Sequence[str], normalizer: str = 
     return _rate([norm(r) for r in references], [norm(h) for h in hypotheses], "char")
 
 
-def _reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
+def reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
     """sacrebleu's layout: one stream per reference position, `None` where an example has fewer."""
     width = max((len(refs) for refs in references), default=0)
     return [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
@@ -180,14 +171,14 @@ def _reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | N
 def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, str]:
     """Corpus BLEU (sacrebleu defaults) and its signature."""
     metric = BLEU()
-    score = metric.corpus_score(list(hypotheses), _reference_streams(references))
+    score = metric.corpus_score(list(hypotheses), reference_streams(references))
     return score.score, str(metric.get_signature())
 
 
 def chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, str]:
     """Corpus chrF (sacrebleu defaults) and its signature."""
     metric = CHRF()
-    score = metric.corpus_score(list(hypotheses), _reference_streams(references))
+    score = metric.corpus_score(list(hypotheses), reference_streams(references))
     return score.score, str(metric.get_signature())
 
 

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.evaluate.gleu import ITERATIONS as GLEU_ITERATIONS
 from neko.evaluate.metrics import Scorer, get_metric, relative_change
 from neko.evaluate.oracles import COMPOSITIONAL_METRIC, compositional_oracle_wer, task_oracle_outputs
 from neko.io import write_json, write_text
@@ -137,7 +138,7 @@ def evaluate(
     systems: Mapping[str, Mapping[str, str]] | None = None,
     *,
     normalizer: str = "basic",
-    gleu_iterations: int = 500,
+    gleu_iterations: int = GLEU_ITERATIONS,
     errant: bool = True,
 ) -> Report:
     """Score `systems` (name -> {example id: output}) and the built-in baselines on `examples`."""
