@@ -2,7 +2,7 @@
 
 A task is data, not code: a name, the metric it is judged by, and two prompt styles. The built-in
 tasks are `asr`, `st`, `mt`, `ocr` and `tec`; `register_task` adds a user's own (for example from the
-`tasks:` section of a training config), after which every part of neko (routing, training,
+`custom_tasks:` section of a training config), after which every part of neko (routing, training,
 correction, evaluation) accepts it by name. The metric a task names (`Task.metric`) decides how the
 task is scored: direction, normaliser, references and oracles (`neko.evaluate.metrics.Metric`); a
 task with a metric of its own works once `neko.evaluate.metrics.register_metric` knows it.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ASR + ST builds: test sets, then a first slice of train (so a model can be trained this session),
+# ASR + ST builds: test sets, then a first slice of train (so that training can start early),
 # then dev sets and the full train sets. Every step resumes where it stopped.
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE

@@ -22,13 +22,13 @@ done
   $neko train configs/neko-tiny.yaml --resume --set mode=moe --set run.out_dir=runs/pretrained-moe
 
 # Stages 3-5: more fine-tuning (600 steps had not taught the model to copy its input); stage 5 adds
-# the training data built in session 2 (asr 5,697, ocr 10,000).
+# training data (the first 5,697 asr and 10,000 ocr examples).
 [ -f runs/neko-tiny-stage3/model/neko.json ] || $neko train configs/neko-tiny-stage3.yaml --resume
 [ -f runs/neko-tiny-stage4/model/neko.json ] || $neko train configs/neko-tiny-stage4.yaml --resume
 [ -f runs/neko-tiny-stage5/model/neko.json ] || $neko train configs/neko-tiny-stage5.yaml --resume
 
 # Stage 6, on a GPU (two minutes on one H200; about two and a half hours on one CPU core): 3 epochs on
-# the corpus as grown in session 3 (asr 30,000). Stage 5 keeps its own valve and reports.
+# more of the corpus (the first 30,000 asr examples). Stage 5 keeps its own valve and reports.
 [ -f runs/neko-tiny-stage6/model/neko.json ] || $neko train configs/neko-tiny-stage6.yaml --resume
 
 # Stage 7 (about 80 minutes on one CPU core): real modern-recognizer N-best lists (HyPoradise ATIS

@@ -1,4 +1,5 @@
-"""Batched forward passes over token-id rows: generation, target scoring, and batching by length.
+"""Batched forward passes over token-id rows: generation and target scoring (batches by length:
+`neko.correct.lm.length_batches`).
 
 Rows are left-padded (decoder-only models continue at the right edge), with an attention mask and
 position ids that start at 0 on each row's first real token, so a row gives the same result whatever

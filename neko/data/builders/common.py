@@ -75,9 +75,7 @@ def interleave(weights: dict[str, int]) -> list[str]:
     return [name for _, name in sorted(slots)]
 
 
-def assign_sentences(
-    task: str, split: str, seed: int, schedule: Sequence[str], count: int, max_words: int = 25
-) -> list[Sentence]:
+def assign_sentences(task: str, split: str, seed: int, schedule: Sequence[str], count: int) -> list[Sentence]:
     """The sentence of each index: index i takes the next unused sentence of source schedule[i % n].
 
     Each source's sentences of the split are shuffled once (seed, task, split); a source that runs
@@ -86,7 +84,7 @@ def assign_sentences(
     """
     pools: dict[str, list[Sentence]] = {}
     for name in dict.fromkeys(schedule):
-        pool = sentences(name, split, max_words=max_words)
+        pool = sentences(name, split)
         if not pool:
             raise NekoError(f"text source {name} has no {split} sentences")
         random.Random(f"{seed}/{task}/{split}/{name}").shuffle(pool)
