@@ -11,8 +11,65 @@ import typer
 from neko.data.builders.cli import build_app
 from neko.data.formats import FORMATS, STDIN, read_examples, write_examples
 from neko.data.grouping import GROUP_BY_HELP, group_examples
-from neko.data.text import text_command
-from neko.io import check_writable
+from neko.data.sources import MAX_WORDS as SOURCE_MAX_WORDS
+from neko.data.sources import MIN_WORDS
+from neko.data.text import (
+    LANGUAGES,
+    MAX_WORDS,
+    MAX_WORDS_LIMIT,
+    PRETRAINING_SOURCES,
+    default_held_out,
+    held_out_keys,
+    pretraining_lines,
+    read_held_out,
+)
+from neko.errors import NekoError
+from neko.io import check_writable, write_text
+from neko.resources import CHECKOUT
+
+
+def text_command(
+    out: Annotated[Path, typer.Argument(help="Text file to write, one sentence per line (.gz compresses).")],
+    source: Annotated[list[str] | None, typer.Option("--source", help="Repeatable; default: all.")] = None,
+    language: Annotated[
+        list[str] | None, typer.Option("--language", help="en and/or es; default: both.")
+    ] = None,
+    held_out: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--held-out",
+            help="Repeatable: a dev/test data file none of whose sentences may be exported; default: "
+            "the checkout's data/*/*.jsonl.gz other than training files, and the HyPoradise test files.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
+    min_words: Annotated[
+        int, typer.Option(help=f"Shortest English sentence, in words (at least {MIN_WORDS}).")
+    ] = MIN_WORDS,
+    max_words: Annotated[
+        int,
+        typer.Option(
+            help=f"Longest English sentence, in words (at most {MAX_WORDS_LIMIT}); the corpora's "
+            f"sentences have at most {SOURCE_MAX_WORDS}."
+        ),
+    ] = MAX_WORDS,
+) -> None:
+    """Export clean train-split text for language-model pretraining (`data.text` in a training config)."""
+    check_writable(out)
+    paths = held_out or default_held_out()
+    if not paths:
+        raise NekoError(f"no held-out data files in {CHECKOUT / 'data'}; name them with --held-out")
+    keys = held_out_keys(read_held_out(paths))
+    lines = pretraining_lines(
+        source or PRETRAINING_SOURCES, language or LANGUAGES, seed, keys, min_words, max_words
+    )
+    write_text(out, "".join(line + "\n" for line in lines))
+    typer.echo(
+        f"wrote {len(lines)} lines to {out} (none of the {len(keys)} sentences of {len(paths)} "
+        "held-out files)",
+        err=True,
+    )
+
 
 data_app = typer.Typer(no_args_is_help=True)
 data_app.add_typer(build_app, name="build", help="Make correction data with real recognizers.")

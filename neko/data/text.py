@@ -16,17 +16,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from neko.data.formats import read_examples
 from neko.data.schema import Example
-from neko.data.sources import MAX_WORDS as SOURCE_MAX_WORDS
 from neko.data.sources import MIN_WORDS, corpora_dir, sentences
 from neko.data.splits import normalize
 from neko.errors import NekoError
-from neko.io import check_writable, write_text
 from neko.resources import CHECKOUT
 
 PRETRAINING_SOURCES = (
@@ -109,46 +104,3 @@ def read_held_out(paths: Sequence[Path]) -> Iterator[Example]:
     """The examples of held-out files; HyPoradise `.json` files are read as ASR (they do not say)."""
     for path in paths:
         yield from read_examples(path, task="asr" if path.suffix == ".json" else None)
-
-
-def text_command(
-    out: Annotated[Path, typer.Argument(help="Text file to write, one sentence per line (.gz compresses).")],
-    source: Annotated[list[str] | None, typer.Option("--source", help="Repeatable; default: all.")] = None,
-    language: Annotated[
-        list[str] | None, typer.Option("--language", help="en and/or es; default: both.")
-    ] = None,
-    held_out: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--held-out",
-            help="Repeatable: a dev/test data file none of whose sentences may be exported; default: "
-            "the checkout's data/*/*.jsonl.gz other than training files, and the HyPoradise test files.",
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
-    min_words: Annotated[
-        int, typer.Option(help=f"Shortest English sentence, in words (at least {MIN_WORDS}).")
-    ] = MIN_WORDS,
-    max_words: Annotated[
-        int,
-        typer.Option(
-            help=f"Longest English sentence, in words (at most {MAX_WORDS_LIMIT}); the corpora's "
-            f"sentences have at most {SOURCE_MAX_WORDS}."
-        ),
-    ] = MAX_WORDS,
-) -> None:
-    """Export clean train-split text for language-model pretraining (`data.text` in a training config)."""
-    check_writable(out)
-    paths = held_out or default_held_out()
-    if not paths:
-        raise NekoError(f"no held-out data files in {CHECKOUT / 'data'}; name them with --held-out")
-    keys = held_out_keys(read_held_out(paths))
-    lines = pretraining_lines(
-        source or PRETRAINING_SOURCES, language or LANGUAGES, seed, keys, min_words, max_words
-    )
-    write_text(out, "".join(line + "\n" for line in lines))
-    typer.echo(
-        f"wrote {len(lines)} lines to {out} (none of the {len(keys)} sentences of {len(paths)} "
-        "held-out files)",
-        err=True,
-    )
