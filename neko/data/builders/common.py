@@ -30,6 +30,14 @@ from neko.errors import NekoError
 from neko.io import check_writable, json_line, parse_json
 from neko.progress import new_progress
 
+ZERO_SHOT_SOURCE = "fortunes"
+"""The text source of no training or dev file: every task's test files hold it as a zero-shot domain."""
+SOURCES = {"train": {"captions": 4, "bible": 2, "wordnet": 2, "handbook": 1}}
+SOURCES["dev"] = SOURCES["train"]
+SOURCES["test"] = {**SOURCES["train"], "captions": 3, ZERO_SHOT_SOURCE: 2}
+"""Text sources per split and their weights in the interleaving (`interleave`), of the builders that
+share them (OCR, TEC, modern ASR)."""
+
 # Debian package of each external tool, for the one-line "install it" error.
 TOOL_PACKAGES = {
     "flite": "flite",

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
-from neko.data.builders.common import Job, job_rng, sentence_jobs
+from neko.data.builders.common import SOURCES, ZERO_SHOT_SOURCE, Job, job_rng, sentence_jobs
 from neko.data.builders.lexicon import (
     CARDINALS,
     CONTRACTIONS,
@@ -78,10 +78,6 @@ SAME_STEM_WEIGHT = 10.0
 MIN_COUNT = 5
 # Words read across other boundaries must be frequent ones: a strong language model allows no others.
 RESEGMENTATION_MIN_COUNT = 100
-SOURCES = {"train": {"captions": 4, "bible": 2, "wordnet": 2, "handbook": 1}}
-SOURCES["dev"] = SOURCES["train"]
-SOURCES["test"] = {"captions": 3, "bible": 2, "wordnet": 2, "handbook": 1, "fortunes": 2}
-HELD_OUT_SOURCE = "fortunes"
 LEXICON_SOURCES = ("captions", "bible", "wordnet", "handbook")
 # Function words that recognizers insert, and those they swap for each other.
 INSERTED_WORDS = {"the": 5, "a": 4, "and": 3, "to": 3, "of": 2, "in": 2, "is": 1, "that": 1, "i": 1}
@@ -525,7 +521,7 @@ def work(lexicon: Lexicon, job: Job) -> Example:
         "source_id": p["text_id"],
         "source_text": p["text"],
         "confusions": [[e.record(words) for e in edits] for _, edits in hypotheses],
-        "zero_shot": p["source"] == HELD_OUT_SOURCE,
+        "zero_shot": p["source"] == ZERO_SHOT_SOURCE,
         "recognizer": "synthetic-modern",
     }
     return Example(

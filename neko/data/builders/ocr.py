@@ -22,7 +22,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from neko.data.builders.common import Job, assign_sentences, example_id, interleave, job_rng
+from neko.data.builders.common import (
+    SOURCES,
+    ZERO_SHOT_SOURCE,
+    Job,
+    assign_sentences,
+    example_id,
+    interleave,
+    job_rng,
+)
 from neko.data.schema import Example
 from neko.data.splits import check_split_name
 from neko.errors import NekoError
@@ -31,11 +39,8 @@ FONT_DIRS = (Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/opentype"
 HELD_OUT_FAMILY = "linux-libertine"
 ZERO_SHOT_DEV_FAMILY = "ebgaramond"
 ZERO_SHOT_DEV_SOURCES = {"gcide": 1, "manpages": 1}
-ZERO_SHOT_SOURCES = {"fortunes", *ZERO_SHOT_DEV_SOURCES}
+ZERO_SHOT_SOURCES = {ZERO_SHOT_SOURCE, *ZERO_SHOT_DEV_SOURCES}
 DEGRADATIONS = ("clean", "blur", "noise", "lowres", "jpeg", "rotate")
-SOURCES = {"train": {"captions": 4, "bible": 2, "wordnet": 2, "handbook": 1}}
-SOURCES["dev"] = SOURCES["train"]
-SOURCES["test"] = {"captions": 3, "bible": 2, "wordnet": 2, "handbook": 1, "fortunes": 2}
 _SKIP_FONT = re.compile(r"Symbol|Dingbat|D050000L|Math|Emoji|Z003", re.I)
 _NOTO_LATIN = re.compile(r"^Noto(Sans|Serif)(Display)?-")
 

@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from neko.data.builders.common import Job, assign_sentences, example_id, interleave, job_rng
+from neko.data.builders.common import (
+    SOURCES,
+    ZERO_SHOT_SOURCE,
+    Job,
+    assign_sentences,
+    example_id,
+    interleave,
+    job_rng,
+)
 from neko.data.parallel import pairs_of
 from neko.data.schema import Example
 from neko.data.sources import Sentence
@@ -35,11 +43,11 @@ NBEST = 5
 # Text sources per split: fortunes is a held-out text domain (test only) for every task.
 ASR_SOURCES = {"train": {"captions": 5, "bible": 2, "wordnet": 2, "handbook": 1}}
 ASR_SOURCES["dev"] = ASR_SOURCES["train"]
-ASR_SOURCES["test"] = {"captions": 3, "bible": 2, "wordnet": 2, "handbook": 1, "fortunes": 2}
+ASR_SOURCES["test"] = SOURCES["test"]
 ST_DATASET = "st-handbook"
 """The id prefix of ST examples (`st-handbook-SPLIT-sSEED-INDEX`)."""
 HELD_OUT_SOURCE = "handbook-held-out"
-ZERO_SHOT_SOURCES = ("fortunes", HELD_OUT_SOURCE)
+ZERO_SHOT_SOURCES = (ZERO_SHOT_SOURCE, HELD_OUT_SOURCE)
 
 
 def voices_for(split: str) -> list[str]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from neko.data.builders.common import Job, job_rng, sentence_jobs
+from neko.data.builders.common import SOURCES, ZERO_SHOT_SOURCE, Job, job_rng, sentence_jobs
 from neko.data.schema import Example
 from neko.errors import NekoError
 
@@ -59,10 +59,6 @@ LEARNER_WEIGHTS = {
 operations: e.g. determiner = M:DET + R:DET + U:DET, word_choice = R:VERB + R:NOUN + R:ADJ + R:ADV.
 Its rewrites of whole phrases (R:OTHER, 14% of its edits) have no operation."""
 LEARNER_ERRORS_PER_WORD = 0.32
-SOURCES = {"train": {"captions": 4, "bible": 2, "wordnet": 2, "handbook": 1}}
-SOURCES["dev"] = SOURCES["train"]
-SOURCES["test"] = {"captions": 3, "bible": 2, "wordnet": 2, "handbook": 1, "fortunes": 2}
-HELD_OUT_SOURCE = "fortunes"
 
 
 @dataclass(frozen=True)
@@ -528,7 +524,7 @@ def work(state: object, job: Job) -> Example:
         "source_id": p["text_id"],
         "source_text": p["text"],
         "errors": errors,
-        "zero_shot": p["source"] == HELD_OUT_SOURCE,
+        "zero_shot": p["source"] == ZERO_SHOT_SOURCE,
         "recognizer": "synthetic",
     }
     return Example(
