@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -196,3 +197,39 @@ def test_the_saved_model_stores_tied_weights_once_and_is_readable_like_any_new_f
     assert weights.stat().st_mode & 0o777 == 0o666 & ~umask
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+
+
+@pytest.mark.parametrize(
+    ("files", "lacking"),
+    [
+        ([], "has no config.json"),
+        (
+            ["config.json", "tokenizer.json"],
+            "has no safetensors weights (model.safetensors or model.safetensors.index.json)",
+        ),
+        (
+            ["config.json", "model.safetensors"],
+            "has no tokenizer files (tokenizer.json or tokenizer_config.json)",
+        ),
+    ],
+)
+def test_a_checkpoint_folder_lacking_a_file_fails_before_any_work(tmp_path, files, lacking):
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    for name in files:
+        (checkpoint / name).write_text("{}")
+    config = write_config(tmp_path, model={"source": "pretrained", "path": str(checkpoint)})
+    with pytest.raises(NekoError) as error:
+        load_config(config)
+    message = str(error.value)
+    assert "\n" not in message and f"model.path '{checkpoint}' {lacking}" in message
+
+
+def test_a_damaged_checkpoint_state_is_one_line(tmp_path):
+    config = write_config(tmp_path, optim__max_steps=2, run__save_every=1)
+    train(load_config(config))
+    shutil.rmtree(tmp_path / "run" / "model")  # as if killed after its last checkpoint
+    state = max((tmp_path / "run" / "checkpoints").glob("step-*")) / "trainer_state.json"
+    state.write_text("[]")
+    with pytest.raises(NekoError, match=r"trainer_state.json: expected a JSON object, got list$"):
+        train(load_config(config), resume=True)

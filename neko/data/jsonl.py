@@ -6,9 +6,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from neko.data.schema import Example
-from neko.io import open_text, read_json_lines, write_json_lines
-
-__all__ = ["open_text", "read_jsonl", "write_jsonl"]  # open_text: for the trainer's text reader
+from neko.io import read_json_lines, write_json_lines
 
 
 def read_jsonl(path: str | Path) -> Iterator[Example]:

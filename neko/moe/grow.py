@@ -43,11 +43,11 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from neko.errors import NekoError, first_line
 from neko.io import atomic_folder, read_json, write_json
-from neko.moe.upcycle import copy_tokenizer, save_model
+from neko.moe.upcycle import copy_tokenizer, load_checkpoint, save_model
 from neko.resources import NEKO_JSON
 
 ROUTER_INITS = ("mean", "copy")
@@ -122,13 +122,21 @@ def grow_checkpoint(
     return out
 
 
-def expert_count(config: PretrainedConfig) -> int:
-    """The number of routed experts of an MoE config; a one-line error for a dense one."""
+def routed_experts(config: PretrainedConfig) -> int | None:
+    """The number of routed experts of an MoE config; None for a dense one."""
     for name in _EXPERT_COUNT_FIELDS:
         count = getattr(config, name, None)
         if isinstance(count, int) and count > 0:
             return count
-    raise NekoError(f"cannot grow experts: a {config.model_type!r} model has no experts")
+    return None
+
+
+def expert_count(config: PretrainedConfig) -> int:
+    """The number of routed experts of an MoE config; a one-line error for a dense one."""
+    count = routed_experts(config)
+    if count is None:
+        raise NekoError(f"cannot grow experts: a {config.model_type!r} model has no experts")
+    return count
 
 
 def check_copies(copies: Sequence[int], num_experts: int) -> None:
@@ -207,9 +215,9 @@ def _load(src: Path) -> PreTrainedModel:
     """The checkpoint from safetensors, in the dtype its weights are stored in."""
     try:
         dtype = _stored_dtype(src)
-        return AutoModelForCausalLM.from_pretrained(src, dtype=dtype, use_safetensors=True)
-    except (OSError, ValueError, SafetensorError) as error:
+    except (OSError, SafetensorError) as error:
         raise NekoError(f"{src}: cannot load the model ({first_line(error)})") from None
+    return load_checkpoint(src, dtype)
 
 
 def _stored_dtype(src: Path) -> torch.dtype:

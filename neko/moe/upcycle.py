@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
-from neko.errors import NekoError
+from neko.errors import NekoError, first_line
 from neko.io import atomic_folder, give_usual_mode
 
 # Fields every supported dense config shares with its MoE counterpart, copied when present.
@@ -154,6 +154,17 @@ def upcycle(
     return moe.to(device).train(dense_model.training)
 
 
+def load_checkpoint(path: str | Path, dtype: torch.dtype | str = "auto") -> PreTrainedModel:
+    """The causal LM of checkpoint folder `path`, from safetensors only; a one-line error when it
+    cannot be loaded."""
+    from safetensors import SafetensorError
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
+    except (OSError, ValueError, SafetensorError) as error:
+        raise NekoError(f"{path}: cannot load the model ({first_line(error)})") from None
+
+
 def upcycle_checkpoint(
     src_dir: str | Path,
     dst_dir: str | Path,
@@ -172,7 +183,7 @@ def upcycle_checkpoint(
     moe_config(
         AutoConfig.from_pretrained(src), num_experts, num_experts_per_tok
     )  # fail before loading weights
-    dense = AutoModelForCausalLM.from_pretrained(src, dtype="auto", use_safetensors=True)
+    dense = load_checkpoint(src)
     moe = upcycle(dense, num_experts, num_experts_per_tok, noise_std, router_init_std, seed)
     with atomic_folder(dst) as folder:
         save_model(moe, folder)

@@ -6,14 +6,13 @@ moment leaves either the complete checkpoint or none; `latest` never sees a half
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from accelerate import Accelerator
 
 from neko.errors import NekoError
-from neko.io import write_json
+from neko.io import read_json_object, write_json
 
 STATE_FILE = "trainer_state.json"
 PREFIX = "step-"
@@ -66,7 +65,7 @@ class Checkpoints:
         latest = self.latest()
         if latest is None:
             return {}
-        state = json.loads((latest / STATE_FILE).read_text())
+        state = read_json_object(latest / STATE_FILE)
         if state.get("run") != run:
             raise NekoError(
                 f"{latest}: a checkpoint of another run (run {state.get('run')}, this run {run}); "

@@ -253,6 +253,23 @@ def set_dotted(raw: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
+CHECKPOINT_FILES = {
+    "config.json": ("config.json",),
+    "safetensors weights": ("model.safetensors", "model.safetensors.index.json"),
+    "tokenizer files": ("tokenizer.json", "tokenizer_config.json"),
+}
+"""What a checkpoint to fine-tune or upcycle must hold: name -> files of which one is enough."""
+
+
+def check_checkpoint_folder(path: Path, where: str) -> None:
+    """A one-line error naming what a checkpoint folder lacks (weights load as safetensors only)."""
+    if not path.is_dir():
+        raise NekoError(f"{where} {str(path)!r} is not a directory")
+    for what, names in CHECKPOINT_FILES.items():
+        if not any((path / name).is_file() for name in names):
+            raise NekoError(f"{where} {str(path)!r} has no {what} ({' or '.join(names)})")
+
+
 def validate(config: TrainConfig, where: str = "config") -> None:
     """The rules that look past one section: tasks exist and have experts, files exist."""
     for index, spec in enumerate(config.custom_tasks):
@@ -265,8 +282,7 @@ def validate(config: TrainConfig, where: str = "config") -> None:
     if config.model.source != "scratch":
         if not config.model.path:
             raise NekoError(f"{where}: model.path is required when model.source is {config.model.source!r}")
-        if not Path(config.model.path).is_dir():
-            raise NekoError(f"{where}: model.path {config.model.path!r} is not a directory")
+        check_checkpoint_folder(Path(config.model.path), f"{where}: model.path")
     if config.mode == "dense" and config.model.source != "scratch":
         raise NekoError(f"{where}: mode 'dense' builds a dense model from scratch; use model.source: scratch")
     if config.mode != "dense" and config.model.source == "scratch":

@@ -25,6 +25,7 @@ from neko.train.config import TrainConfig
 from neko.train.data import IGNORE, Encoded, collate
 from neko.train.metrics import IntervalStats
 from neko.train.model import save_corrector
+from neko.train.run_dir import MODEL_DIR
 from neko.train.setup import Run, prepare
 
 
@@ -131,7 +132,7 @@ def dev_losses(run: Run) -> dict[str, float]:
 
 def save_model(run: Run) -> Path:
     """The finished model, written by the main process for `neko correct`."""
-    model_dir = run.run_dir.path / "model"
+    model_dir = run.run_dir.path / MODEL_DIR
     accelerator = run.accelerator
     if accelerator.is_main_process:
         model = accelerator.unwrap_model(run.model)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 from transformers import (
-    AutoModelForCausalLM,
     AutoTokenizer,
     MistralConfig,
     MistralForCausalLM,
@@ -21,7 +20,8 @@ from transformers import (
 
 from neko.correct.model_dir import ModelInfo, write_model_info
 from neko.moe.assignment import ExpertAssignment
-from neko.moe.upcycle import save_model, upcycle
+from neko.moe.grow import routed_experts
+from neko.moe.upcycle import load_checkpoint, save_model, upcycle
 from neko.tasks import BUILTIN_TASKS, get_task
 from neko.train.config import ArchitectureConfig, TrainConfig
 from neko.train.tokenizer import add_markers, train_tokenizer
@@ -44,9 +44,9 @@ def build_model(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> PreT
     if source == "scratch":
         model = scratch_model(config.model.architecture, len(tokenizer), dense=config.mode == "dense")
     elif source == "pretrained":
-        model = AutoModelForCausalLM.from_pretrained(config.model.path, dtype=torch.float32)
+        model = load_checkpoint(config.model.path, torch.float32)
     else:
-        dense = AutoModelForCausalLM.from_pretrained(config.model.path, dtype=torch.float32)
+        dense = load_checkpoint(config.model.path, torch.float32)
         model = upcycle(dense, num_experts=config.model.upcycle_experts, seed=config.run.seed)
     if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
         model.resize_token_embeddings(len(tokenizer))
@@ -86,11 +86,8 @@ def scratch_model(arch: ArchitectureConfig, vocab_size: int, dense: bool = False
 
 
 def num_experts(model: torch.nn.Module) -> int | None:
-    config = model.config
-    for name in ("num_local_experts", "num_experts"):
-        if getattr(config, name, None):
-            return int(getattr(config, name))
-    return None
+    """The model's number of routed experts; None for a dense model."""
+    return routed_experts(model.config)
 
 
 def add_lora(model: PreTrainedModel, config: TrainConfig) -> torch.nn.Module:

@@ -18,9 +18,13 @@ from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.io import write_json
 from neko.train.config import TrainConfig
+from neko.train.metrics import METRICS_FILE
 
 IDENTITY_FILE = "run.json"
-WRITTEN = ("run.json", "tokenizer", "checkpoints", "model", "metrics.jsonl", "metrics.tmp", "tensorboard")
+MODEL_DIR = "model"
+"""The finished model's folder in the run folder."""
+CHECKPOINT_DIR = "checkpoints"
+WRITTEN = (IDENTITY_FILE, "tokenizer", CHECKPOINT_DIR, MODEL_DIR, METRICS_FILE, "tensorboard")
 """Everything a run writes into its folder: what `--overwrite` clears (other files stay)."""
 BOOKKEEPING = {
     "run": {"out_dir", "save_every", "keep_last", "log_every", "eval_every", "tensorboard", "threads"},

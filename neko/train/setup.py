@@ -21,13 +21,14 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 from neko.correct.model_dir import ROUTING_STRATEGY
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.io import read_lines
 from neko.moe import ExpertAssignment, apply_task_guidance, enable_gradient_checkpointing
 from neko.train.checkpoints import Checkpoints
 from neko.train.config import DataSource, TrainConfig
 from neko.train.data import BatchPlan, Encoded, encode_example, encode_text
 from neko.train.metrics import METRICS_FILE, MetricsLog
 from neko.train.model import add_lora, build_model, build_tokenizer, num_experts
-from neko.train.run_dir import Identity, RunDir, data_fingerprint, file_hash, recipe
+from neko.train.run_dir import CHECKPOINT_DIR, Identity, RunDir, data_fingerprint, file_hash, recipe
 
 
 @dataclass
@@ -106,7 +107,7 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
-    checkpoints = Checkpoints(run_dir.path / "checkpoints", config.run.keep_last)
+    checkpoints = Checkpoints(run_dir.path / CHECKPOINT_DIR, config.run.keep_last)
     start = 0
     if action == "resume":
         start = checkpoints.restore(accelerator, identity.key).get("step", 0)
@@ -166,12 +167,9 @@ def load_examples(config: TrainConfig, split: str) -> list[Example]:
 
 
 def load_texts(paths: Sequence[str]) -> list[str]:
-    from neko.data.jsonl import open_text
-
     texts = []
     for path in paths:
-        with open_text(path) as lines:
-            found = [line.strip() for line in lines if line.strip()]
+        found = [line.strip() for line in read_lines(path) if line.strip()]
         if not found:
             raise NekoError(f"{path}: no text (data.text)")
         texts += found
