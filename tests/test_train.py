@@ -86,6 +86,11 @@ def test_lora_run_saves_a_merged_model_that_plain_transformers_loads(tmp_path):
         ({"model__architecture__num_experts": 2}, "3 tasks (asr, ocr, tec) but only 2 experts"),
         ({"mode": "sparse"}, "mode: must be one of 'task_guided', 'moe', 'damex' or 'dense', got 'sparse'"),
         ({"optim__lr": "fast"}, "optim.lr: must be a number, got 'fast'"),
+        (
+            {"custom_tasks": [{"name": "hw", "description": "d", "output": "o", "metric": "c", "font": "x"}]},
+            "custom_tasks[0]: unknown key 'font'",
+        ),
+        ({"custom_tasks": [{"name": "hw", "description": "d"}]}, "custom_tasks[0].output: is required"),
     ],
 )
 def test_bad_configs_fail_before_any_work_with_one_line(tmp_path, change, message):
