@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from neko.errors import NekoError
+from neko.io import read_lines
 
 Pronunciation = tuple[str, ...]
 
@@ -137,7 +138,7 @@ def parse_pronunciations(lines: list[str]) -> dict[str, frozenset[Pronunciation]
 @cache
 def pronunciations() -> dict[str, frozenset[Pronunciation]]:
     path = pronunciation_path()
-    return parse_pronunciations(path.read_text(encoding="utf-8").splitlines())
+    return parse_pronunciations(read_lines(path))
 
 
 def american_spelling(word: str) -> str | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from neko.data.builders.common import SOURCES, ZERO_SHOT_SOURCE, Job, job_rng, sentence_jobs
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.io import read_lines
 
 KEEP_RATE = 0.15
 ERRORS_MEAN = 1.8
@@ -544,7 +545,7 @@ def jfleg_examples(corpora: Path) -> list[Example]:
     missing = [n for n in names if not (folder / n).exists()]
     if missing:
         raise NekoError(f"JFLEG dev not found: {folder / missing[0]}; set NEKO_CORPORA to the corpora folder")
-    columns = [(folder / n).read_text(encoding="utf-8").splitlines() for n in names]
+    columns = [read_lines(folder / n) for n in names]
     if len({len(c) for c in columns}) != 1:
         raise NekoError(f"{folder}: dev.src and dev.ref0..3 have different numbers of lines")
     examples = []
