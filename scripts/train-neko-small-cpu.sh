@@ -7,9 +7,11 @@
 # here) or 20 fine-tuning steps loses little to a kill. Pretraining: 460 steps of 32,768 tokens, 6 to
 # 12 hours here by the thread count. Fine-tuning is cut to FINETUNE_STEPS (default 500 x 16,384
 # tokens, two thirds of an epoch of the mixture, about 3 hours on two threads; the GPU script's 1,500
-# would take 9), its cosine schedule fitted to them, with a warmup of 100 steps instead of 200. Logs:
+# would take 9), its cosine schedule fitted to them, with a warmup of 100 steps instead of 200, and
+# dev losses every 100 steps (the learning curves per task). Logs:
 # runs/neko-small-*.log. THREADS (default 1) is torch's thread count: 2 when nothing else runs on
-# this 2-core machine.
+# this 2-core machine. After fine-tuning it tunes the gate, evaluates and fills models/neko-small
+# (below).
 #   THREADS=2 nohup bash scripts/train-neko-small-cpu.sh > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +22,19 @@ cpu=(--resume --set run.bf16=false --set run.threads="${THREADS:-1}")
 [ -f runs/neko-small-pretrain/model/config.json ] ||
   $neko train configs/neko-small-pretrain.yaml "${cpu[@]}" --set run.save_every=10 >> runs/neko-small-pretrain.log 2>&1
 $neko train configs/neko-small.yaml "${cpu[@]}" --set optim.max_steps="${FINETUNE_STEPS:-500}" \
-  --set optim.warmup_steps=100 --set run.save_every=20 >> runs/neko-small.log 2>&1
+  --set optim.warmup_steps=100 --set run.save_every=20 --set run.eval_every=100 >> runs/neko-small.log 2>&1
+
+# Then the correction gate, tuned on dev data only, and the test reports (scripts/tune-and-evaluate.sh;
+# about an hour here), and the files of models/neko-small with its routing heatmap and learning
+# curves. Its model card (models/neko-small/README.md) is written by hand, and whether it becomes the
+# default is decided on its dev scores against neko-tiny's.
+model=runs/neko-small/model
+[ -f reports/neko-small/mt-test/report.json ] ||
+  bash scripts/tune-and-evaluate.sh $model reports/neko-small >> runs/neko-small-evaluate.log 2>&1
+mkdir -p models/neko-small
+cp $model/{config.json,generation_config.json,model.safetensors,neko.json,tokenizer.json,tokenizer_config.json} \
+  models/neko-small/
+$neko export models/neko-small models/neko-small --to onnx
+mapfile -t reports < <(dirname reports/neko-small/*/routing_stats.json)
+.venv/bin/python scripts/merge-routing-stats.py "${reports[@]}" --out models/neko-small
+.venv/bin/python scripts/plot-learning-curves.py runs/neko-small --out models/neko-small/learning-curves.png
