@@ -41,7 +41,7 @@ from neko.io import read_json, write_json
 from neko.moe import ExpertAssignment, RoutingMode
 from neko.resources import BUNDLED_MODELS, CHECKOUT, DEFAULT_MODEL, NEKO_JSON, locate
 from neko.schema import Schema, describe, distinct, field_errors, fields_of
-from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
+from neko.tasks import PROMPT_STYLES, CustomTasks, get_task
 
 FORMAT_VERSION = 1
 DEFAULT_MODEL_DIR = CHECKOUT / DEFAULT_MODEL
@@ -52,7 +52,6 @@ ROUTING_STRATEGY = {mode: mode for mode in RoutingMode if mode is not RoutingMod
 """neko.json strategy -> `neko.moe.apply_task_guidance` strategy: the same `RoutingMode`."""
 
 Positive = Annotated[int, Field(ge=1)]
-CustomTask = fields_of(Task)
 Assignment = fields_of(ExpertAssignment)
 Rule = fields_of(GateRule)
 
@@ -64,7 +63,7 @@ class ModelInfo(Schema):
     model_config = ConfigDict(frozen=True)
 
     format: Literal[FORMAT_VERSION] = FORMAT_VERSION  # type: ignore[valid-type]
-    custom_tasks: list[CustomTask] = Field(default_factory=list)  # type: ignore[valid-type]
+    custom_tasks: CustomTasks = Field(default_factory=list)
     tasks: Annotated[list[str], Field(min_length=1)]
     assignment: Assignment | None = None  # type: ignore[valid-type]
     strategy: Annotated[RoutingMode, Field(strict=False)] = RoutingMode.TASK_GUIDED
@@ -78,14 +77,6 @@ class ModelInfo(Schema):
     gate: dict[str, Rule] = Field(default_factory=dict)  # type: ignore[valid-type]
     """Per task, the correction gate's thresholds (`neko.correct.gate`), tuned on dev data with
     `neko tune-gate`; a task left out keeps its 1-best."""
-
-    @field_validator("custom_tasks")
-    @classmethod
-    def _register(cls, custom_tasks: list[Task]) -> list[Task]:
-        with field_errors():
-            for task in custom_tasks:
-                register_task(task)
-        return custom_tasks
 
     @field_validator("tasks")
     @classmethod

@@ -24,7 +24,7 @@ from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.schema import Example
 from neko.data.selection import first_per_dataset, load_scored_examples
 from neko.errors import NekoError
-from neko.evaluate.gleu import ITERATIONS as GLEU_ITERATIONS
+from neko.evaluate import GLEU_ITERATIONS
 from neko.io import check_writable_folder, read_json, read_json_lines, write_json, write_json_lines
 from neko.progress import QUIET_HELP, progress_bar
 

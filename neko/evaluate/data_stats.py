@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from neko.data.schema import Example
-from neko.evaluate.gleu import ITERATIONS as GLEU_ITERATIONS
+from neko.evaluate import GLEU_ITERATIONS
 from neko.evaluate.metrics import Scorer, get_metric
 from neko.evaluate.oracles import task_oracle_outputs
 from neko.evaluate.report import OVERALL, wide_console

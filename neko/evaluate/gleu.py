@@ -39,9 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from neko.errors import NekoError
+from neko.evaluate import GLEU_ITERATIONS
 
 ORDER = 4
-ITERATIONS = 500
+ITERATIONS = GLEU_ITERATIONS
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from neko.data.schema import Example
 from neko.errors import NekoError
-from neko.evaluate.gleu import ITERATIONS as GLEU_ITERATIONS
+from neko.evaluate import GLEU_ITERATIONS
 from neko.evaluate.metrics import Scorer, get_metric, relative_change
 from neko.evaluate.oracles import COMPOSITIONAL_METRIC, compositional_oracle_wer, task_oracle_outputs
 from neko.io import write_json, write_text

@@ -20,8 +20,8 @@ from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.moe.assignment import ExpertAssignment
 from neko.moe.modes import RoutingMode
-from neko.schema import Schema, describe, distinct, field_errors, fields_of
-from neko.tasks import PROMPT_STYLES, Task, get_task, register_task
+from neko.schema import Schema, describe, distinct
+from neko.tasks import PROMPT_STYLES, CustomTasks, get_task
 
 Mode = Literal[tuple(mode.value for mode in RoutingMode)]
 Source = Literal["scratch", "pretrained", "dense"]
@@ -157,13 +157,10 @@ class RunConfig(Schema):
     save_dtype: Literal["float16", "bfloat16", "float32"] = "float16"
 
 
-CustomTask = fields_of(Task)
-
-
 class TrainConfig(Schema):
     mode: Mode = "task_guided"
     tasks: Annotated[list[str], Field(min_length=1)] = ["asr", "st", "ocr", "tec"]
-    custom_tasks: list[CustomTask] = []  # type: ignore[valid-type]
+    custom_tasks: CustomTasks = []
     """The user's own tasks (`neko.tasks.Task`), registered as the config is read."""
     expert_map: dict[str, NonNegative] | None = None
     routing_seed: NonNegative = 0
@@ -178,14 +175,6 @@ class TrainConfig(Schema):
     @classmethod
     def _distinct(cls, tasks: list[str]) -> list[str]:
         return distinct(tasks)
-
-    @field_validator("custom_tasks")
-    @classmethod
-    def _register(cls, custom_tasks: list[Task]) -> list[Task]:
-        with field_errors():
-            for task in custom_tasks:
-                register_task(task)
-        return custom_tasks
 
     def assignment(self, num_experts: int) -> ExpertAssignment | None:
         """f(T) for this run; None for a dense model."""
