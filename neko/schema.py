@@ -16,10 +16,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, GetPydanticSchema, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, GetPydanticSchema, ValidationError, create_model
 from pydantic_core import core_schema
 
 from neko.errors import NekoError
+from neko.tasks import Task, register_task
 
 T = TypeVar("T")
 
@@ -181,3 +182,15 @@ def _fields(kind: Any) -> dict[str, Any]:
         hints = get_type_hints(kind)
         return {field.name: hints[field.name] for field in dataclasses.fields(kind)}
     return {}
+
+
+def _register_all(tasks: list[Task]) -> list[Task]:
+    with field_errors():
+        for task in tasks:
+            register_task(task)
+    return tasks
+
+
+CustomTasks = Annotated[list[fields_of(Task)], AfterValidator(_register_all)]  # type: ignore[misc]
+"""A schema field of the user's own tasks (a training config's and `neko.json`'s `custom_tasks`): each
+checked as strictly as a schema, and registered as the file is read, before later fields name them."""

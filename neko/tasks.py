@@ -18,12 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
-
-from pydantic import AfterValidator
 
 from neko.errors import NekoError
-from neko.schema import field_errors, fields_of
 
 PROMPT_STYLES = ("compact", "instruct")
 
@@ -113,18 +109,6 @@ def register_task(task: Task, *, replace: bool = False) -> Task:
         raise NekoError(f"task {task.name!r} is already registered with a different definition")
     _REGISTRY[task.name] = task
     return task
-
-
-def _register_all(tasks: list[Task]) -> list[Task]:
-    with field_errors():
-        for task in tasks:
-            register_task(task)
-    return tasks
-
-
-CustomTasks = Annotated[list[fields_of(Task)], AfterValidator(_register_all)]  # type: ignore[misc]
-"""A schema field of the user's own tasks (a training config's and `neko.json`'s `custom_tasks`): each
-checked as strictly as a schema, and registered as the file is read, before later fields name them."""
 
 
 def get_task(name: str) -> Task:

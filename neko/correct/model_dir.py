@@ -40,8 +40,8 @@ from neko.errors import NekoError
 from neko.io import read_json, write_json
 from neko.moe import ExpertAssignment, RoutingMode
 from neko.resources import BUNDLED_MODELS, CHECKOUT, DEFAULT_MODEL, NEKO_JSON, locate
-from neko.schema import Schema, describe, distinct, field_errors, fields_of
-from neko.tasks import PROMPT_STYLES, CustomTasks, get_task
+from neko.schema import CustomTasks, Schema, describe, distinct, field_errors, fields_of
+from neko.tasks import PROMPT_STYLES, get_task
 
 FORMAT_VERSION = 1
 DEFAULT_MODEL_DIR = CHECKOUT / DEFAULT_MODEL

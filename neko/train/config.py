@@ -20,8 +20,8 @@ from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.moe.assignment import ExpertAssignment
 from neko.moe.modes import RoutingMode
-from neko.schema import Schema, describe, distinct
-from neko.tasks import PROMPT_STYLES, CustomTasks, get_task
+from neko.schema import CustomTasks, Schema, describe, distinct
+from neko.tasks import PROMPT_STYLES, get_task
 
 Mode = Literal[tuple(mode.value for mode in RoutingMode)]
 Source = Literal["scratch", "pretrained", "dense"]
