@@ -48,8 +48,9 @@ def run_python(code: str, stdin: str = "") -> str:
 
 
 def test_registering_the_commands_imports_no_torch_and_no_scoring():
-    """`neko --help` and the commands that need no model start without torch (seconds to import)."""
-    unwanted = [*SCORING_AND_SERVING, "torch", "numpy"]
+    """`neko --help` and the commands that need no model start without torch (seconds to import),
+    numpy or pydantic."""
+    unwanted = [*SCORING_AND_SERVING, "torch", "numpy", "pydantic"]
     code = (
         "import json, sys; from neko.cli import _register_commands; _register_commands(); "
         f"print(json.dumps(sorted(m for m in {unwanted!r} if m in sys.modules)))"
