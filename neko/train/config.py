@@ -254,21 +254,21 @@ def set_dotted(raw: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
-CHECKPOINT_FILES = {
-    "config.json": ("config.json",),
-    "safetensors weights": ("model.safetensors", "model.safetensors.index.json"),
-    "tokenizer files": ("tokenizer.json", "tokenizer_config.json"),
-}
-"""What a checkpoint to fine-tune or upcycle must hold: name -> files of which one is enough."""
+CHECKPOINT_FILES = (
+    ("config.json",),
+    ("model.safetensors", "model.safetensors.index.json"),  # weights load as safetensors only
+    ("tokenizer.json", "tokenizer_config.json"),
+)
+"""What a checkpoint to fine-tune or upcycle must hold: one file of each group."""
 
 
 def check_checkpoint_folder(path: Path, where: str) -> None:
-    """A one-line error naming what a checkpoint folder lacks (weights load as safetensors only)."""
+    """A one-line error naming what a checkpoint folder lacks."""
     if not path.is_dir():
         raise NekoError(f"{where} {str(path)!r} is not a directory")
-    for what, names in CHECKPOINT_FILES.items():
+    for names in CHECKPOINT_FILES:
         if not any((path / name).is_file() for name in names):
-            raise NekoError(f"{where} {str(path)!r} has no {what} ({' or '.join(names)})")
+            raise NekoError(f"{where} {str(path)!r} has no {' or '.join(names)}")
 
 
 def validate(config: TrainConfig, where: str = "config") -> None:
