@@ -6,8 +6,8 @@
 # stopped. A checkpoint every 10 pretraining steps (about 8 minutes at the 580-750 tokens/s measured
 # here) or 20 fine-tuning steps loses little to a kill. Pretraining: 460 steps of 32,768 tokens, 6 to
 # 12 hours here by the thread count. Fine-tuning is cut to FINETUNE_STEPS (default 500 x 16,384
-# tokens, two thirds of an epoch of the mixture, about 3 hours on two threads; the GPU script's 1,500
-# would take 9), its cosine schedule fitted to them, with a warmup of 100 steps instead of 200, and
+# tokens, two thirds of an epoch of the mixture, about 3.5 hours on two threads; the GPU script's 1,500
+# would take 10), its cosine schedule fitted to them, with a warmup of 100 steps instead of 200, and
 # dev losses every 100 steps (the learning curves per task). Logs:
 # runs/neko-small-*.log. THREADS (default 1) is torch's thread count: 2 when nothing else runs on
 # this 2-core machine. After fine-tuning it tunes the gate, evaluates and fills models/neko-small
