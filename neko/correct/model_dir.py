@@ -142,17 +142,17 @@ def resolve_model_dir(model: str | Path | None) -> Path:
             DEFAULT_MODEL_DIR,
         )
     path = Path(model)
-    if not path.exists() and _is_a_name(str(model)):
-        return locate(
-            f"{BUNDLED_MODELS}/{model}",
-            f"{model}: no such model directory, nor a bundled model of that name",
-            "pass a model directory with --model DIR",
-        )
-    if not path.exists():
+    if path.exists():
+        if not path.is_dir():
+            raise NekoError(f"{path}: is a file, expected a model directory")
+        return path
+    if not _is_a_name(str(model)):
         raise NekoError(f"{path}: no such model directory")
-    if not path.is_dir():
-        raise NekoError(f"{path}: is a file, expected a model directory")
-    return path
+    return locate(
+        f"{BUNDLED_MODELS}/{model}",
+        f"{model}: no such model directory, nor a bundled model of that name",
+        "pass a model directory with --model DIR",
+    )
 
 
 def _is_a_name(model: str) -> bool:

@@ -42,7 +42,6 @@ from neko.errors import NekoError
 from neko.evaluate import GLEU_ITERATIONS
 
 ORDER = 4
-ITERATIONS = GLEU_ITERATIONS
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def gleu_from_stats(stats: Sequence[float], smooth: bool = False) -> float:
     return math.exp(min(0.0, 1.0 - r / c) + log_precision)
 
 
-def sample_reference_indices(ref_counts: Sequence[int], iterations: int = ITERATIONS) -> np.ndarray:
+def sample_reference_indices(ref_counts: Sequence[int], iterations: int = GLEU_ITERATIONS) -> np.ndarray:
     """The reference drawn for each (iteration, sentence), as the Python 2 script draws it."""
     indices = np.empty((iterations, len(ref_counts)), dtype=np.int64)
     for j in range(iterations):
@@ -108,7 +107,7 @@ def corpus_gleu(
     sources: Sequence[str],
     hypotheses: Sequence[str],
     references: Sequence[Sequence[str]],
-    iterations: int = ITERATIONS,
+    iterations: int = GLEU_ITERATIONS,
 ) -> GleuResult:
     """Corpus GLEU of `hypotheses` given their `sources` and one or more `references` each."""
     _check(sources, hypotheses, references)

@@ -29,6 +29,7 @@ from sacrebleu.metrics import BLEU, CHRF
 
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.evaluate import GLEU_ITERATIONS
 from neko.evaluate import gleu as gleu_module
 from neko.evaluate.normalize import NORMALIZERS, get_normalizer
 from neko.tasks import get_task
@@ -197,7 +198,7 @@ class Scorer:
     """
 
     def __init__(
-        self, normalizer: str = "basic", gleu_iterations: int = gleu_module.ITERATIONS, errant: bool = True
+        self, normalizer: str = "basic", gleu_iterations: int = GLEU_ITERATIONS, errant: bool = True
     ) -> None:
         get_normalizer(normalizer)  # validate now
         self.normalizer = normalizer
