@@ -4,3 +4,13 @@
 model_tasks() {
   python3 -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["tasks"]))' "$1/neko.json"
 }
+
+# ship_model SRC DST: copy what a model directory needs (weights, configs, tokenizer, neko.json) from
+# the run's folder SRC into the bundled folder DST; DST's model card and plots stay.
+ship_model() {
+  mkdir -p "$2"
+  local file
+  for file in config.json generation_config.json model.safetensors neko.json tokenizer.json tokenizer_config.json; do
+    cp "$1/$file" "$2/"
+  done
+}

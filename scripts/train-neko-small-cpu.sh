@@ -15,6 +15,7 @@
 #   THREADS=2 nohup bash scripts/train-neko-small-cpu.sh > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 export OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 neko=${NEKO:-.venv/bin/neko}
 cpu=(--resume --set run.bf16=false --set run.threads="${THREADS:-1}")
@@ -31,9 +32,7 @@ $neko train configs/neko-small.yaml "${cpu[@]}" --set optim.max_steps="${FINETUN
 model=runs/neko-small/model
 [ -f reports/neko-small/mt-test/report.json ] ||
   bash scripts/tune-and-evaluate.sh $model reports/neko-small >> runs/neko-small-evaluate.log 2>&1
-mkdir -p models/neko-small
-cp $model/{config.json,generation_config.json,model.safetensors,neko.json,tokenizer.json,tokenizer_config.json} \
-  models/neko-small/
+ship_model $model models/neko-small
 $neko export models/neko-small models/neko-small --to onnx
 mapfile -t reports < <(dirname reports/neko-small/*/routing_stats.json)
 .venv/bin/python scripts/merge-routing-stats.py "${reports[@]}" --out models/neko-small

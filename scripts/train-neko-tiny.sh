@@ -4,6 +4,7 @@
 #   bash scripts/train-neko-tiny.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 export OMP_WAIT_POLICY=PASSIVE
 neko=.venv/bin/neko
 
@@ -40,8 +41,7 @@ done
 model=runs/neko-tiny-stage7/model
 bash scripts/tune-and-evaluate.sh $model reports/neko-tiny
 # Ship: the files of models/neko-tiny (its README.md, the model card, is written by hand).
-cp $model/{config.json,generation_config.json,model.safetensors,neko.json,tokenizer.json,tokenizer_config.json} \
-  models/neko-tiny/
+ship_model $model models/neko-tiny
 for mode in dense moe task_guided damex; do
   bash scripts/evaluate-model.sh "runs/ablation-$mode/model" "reports/ablation-$mode" 6 20 2 60 200
 done
