@@ -45,7 +45,7 @@ def _register_commands() -> None:
     from neko.demo import demo_command
     from neko.evaluate.cli import eval_command
     from neko.serve.cli import serve_command
-    from neko.train.cli import grow_experts_command, train_command
+    from neko.train.cli import grow_experts_command, park_command, train_command
 
     app.add_typer(data_app, name="data", help="Build, validate, convert and describe correction data.")
     app.command("train")(train_command)
@@ -56,6 +56,7 @@ def _register_commands() -> None:
     app.command("serve")(serve_command)
     app.command("export")(export_command)
     app.command("grow-experts")(grow_experts_command)
+    app.command("park")(park_command)
 
 
 def main() -> None:

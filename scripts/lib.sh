@@ -14,3 +14,12 @@ ship_model() {
     cp "$1/$file" "$2/"
   done
 }
+
+# unpark RUN PARKED: a run parked by `neko park` (committed in parked/) copied into the empty run
+# folder RUN, so that `neko train --resume` continues it; RUN is left alone when it holds a run.
+unpark() {
+  if [ ! -f "$1/run.json" ] && [ -f "$2/run.json" ]; then
+    mkdir -p "$(dirname "$1")"
+    cp -r "$2" "$1"
+  fi
+}

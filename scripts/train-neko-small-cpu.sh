@@ -4,14 +4,18 @@
 # configs/neko-small-pretrain.yaml, then fine-tuning, configs/neko-small.yaml) in fp32, each resumed
 # from its latest checkpoint, so running this script again after an interruption continues where it
 # stopped. A checkpoint every 10 pretraining steps (about 8 minutes at the 580-750 tokens/s measured
-# here) or 20 fine-tuning steps loses little to a kill. Pretraining: 460 steps of 32,768 tokens, 6 to
-# 12 hours here by the thread count. Fine-tuning is cut to FINETUNE_STEPS (default 500 x 16,384
-# tokens, two thirds of an epoch of the mixture, about 3.5 hours on two threads; the GPU script's 1,500
-# would take 10), its cosine schedule fitted to them, with a warmup of 100 steps instead of 200, and
-# dev losses every 100 steps (the learning curves per task). Logs:
+# here) or 20 fine-tuning steps loses little to a kill. Both runs are cut to fit a few sessions of
+# this machine, their cosine schedules fitted to the cut: pretraining to PRETRAIN_STEPS (default 180
+# steps of 32,768 tokens, 40% of the epoch, warmup 30 instead of 200; 2-2.5 hours on two threads at
+# the 45 s per step measured), fine-tuning to FINETUNE_STEPS
+# (default 500 x 16,384 tokens, two thirds of an epoch of the mixture, warmup 100 instead of 200,
+# about 3.5 hours on two threads; the GPU script's 1,500 would take 10), with dev losses every 100
+# steps (the learning curves per task). Logs:
 # runs/neko-small-*.log. THREADS (default 1) is torch's thread count: 2 when nothing else runs on
 # this 2-core machine. After fine-tuning it tunes the gate, evaluates and fills models/neko-small
-# (below).
+# (below). A session that ends mid-run parks it for the next (fp16 weights, no optimizer state; see
+# `neko park --help`), which this script continues from when runs/ is empty:
+#   .venv/bin/neko park runs/neko-small-pretrain parked/neko-small-pretrain   (or runs/neko-small)
 #   THREADS=2 nohup bash scripts/train-neko-small-cpu.sh > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +23,13 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 neko=${NEKO:-.venv/bin/neko}
 cpu=(--resume --set run.bf16=false --set run.threads="${THREADS:-1}")
+mkdir -p runs
 [ -f data/text/pretrain.txt.gz ] || $neko data text data/text/pretrain.txt.gz
+unpark runs/neko-small-pretrain parked/neko-small-pretrain
+unpark runs/neko-small parked/neko-small
 [ -f runs/neko-small-pretrain/model/config.json ] ||
-  $neko train configs/neko-small-pretrain.yaml "${cpu[@]}" --set run.save_every=10 >> runs/neko-small-pretrain.log 2>&1
+  $neko train configs/neko-small-pretrain.yaml "${cpu[@]}" --set optim.max_steps="${PRETRAIN_STEPS:-180}" \
+    --set optim.warmup_steps=30 --set run.save_every=10 >> runs/neko-small-pretrain.log 2>&1
 $neko train configs/neko-small.yaml "${cpu[@]}" --set optim.max_steps="${FINETUNE_STEPS:-500}" \
   --set optim.warmup_steps=100 --set run.save_every=20 --set run.eval_every=100 >> runs/neko-small.log 2>&1
 

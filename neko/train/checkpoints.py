@@ -7,15 +7,24 @@ moment leaves either the complete checkpoint or none; `latest` never sees a half
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file
+from torch.optim.lr_scheduler import LambdaLR
 
 from neko.errors import NekoError
 from neko.io import read_json_object, write_json
 
 STATE_FILE = "trainer_state.json"
 PREFIX = "step-"
+CHECKPOINT_WEIGHTS = "model.safetensors"
+"""accelerate's name for the weights of the one model a checkpoint holds."""
+REWARM_STEPS = 20
+"""Steps over which the learning rate climbs back after a weights-only restore (a parked run): AdamW's
+fresh moments make its first updates about lr in size for every weight, whatever the gradient."""
 
 
 class Checkpoints:
@@ -59,9 +68,10 @@ class Checkpoints:
         accelerator.wait_for_everyone()
         return final
 
-    def restore(self, accelerator: Accelerator, run: str) -> dict:
+    def restore(self, accelerator: Accelerator, run: str, model: torch.nn.Module) -> dict:
         """Load the latest checkpoint into the prepared objects and return its state ({} if there is
-        none); a checkpoint of another run (its `run` key differs) is refused before it is loaded."""
+        none); a checkpoint of another run (its `run` key differs) is refused before it is loaded. A
+        parked one (`weights_only`) loads into `model` only: the optimizer and schedule start afresh."""
         latest = self.latest()
         if latest is None:
             return {}
@@ -71,5 +81,38 @@ class Checkpoints:
                 f"{latest}: a checkpoint of another run (run {state.get('run')}, this run {run}); "
                 "pass --overwrite to start over"
             )
-        accelerator.load_state(str(latest))
+        if state.get("weights_only"):
+            load_weights(accelerator.unwrap_model(model), latest / CHECKPOINT_WEIGHTS)
+        else:
+            accelerator.load_state(str(latest))
         return state
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Copy the (fp16) weights of `path` into `model`, cast to its dtype; tied weights may be absent."""
+    tensors = load_file(path)
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in tensors and not _tied(model, name)]
+    unexpected = [name for name in tensors if name not in expected]
+    if missing or unexpected:
+        names = ", ".join((missing + unexpected)[:3])
+        raise NekoError(f"{path}: weights of another model ({names} missing or unexpected)")
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            expected[name].copy_(tensor.to(expected[name].dtype))
+
+
+def _tied(model: torch.nn.Module, name: str) -> bool:
+    return name == "lm_head.weight" and bool(getattr(model.config, "tie_word_embeddings", False))
+
+
+def rewarm(scheduler: LambdaLR, start: int) -> None:
+    """Advance a fresh schedule to `start`, its learning rate ramped over `REWARM_STEPS` from there."""
+    schedules = scheduler.lr_lambdas
+    scheduler.lr_lambdas = [
+        lambda step, f=f: f(step) * min(1.0, max(0.0, (step - start + 1) / REWARM_STEPS)) for f in schedules
+    ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
+        for _ in range(start):
+            scheduler.step()

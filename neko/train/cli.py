@@ -1,6 +1,7 @@
 """`neko train CONFIG.yaml`: train a corrector; the same command runs under torchrun or
 `accelerate launch`, data-parallel, with one process printing. `neko grow-experts`: give an MoE
-checkpoint more experts, copies of ones it has, so that a training config can add tasks."""
+checkpoint more experts, copies of ones it has, so that a training config can add tasks. `neko park`:
+a run made small enough to commit and continue elsewhere."""
 
 from __future__ import annotations
 
@@ -62,3 +63,17 @@ def grow_experts_command(
     experts = expert_count(AutoConfig.from_pretrained(written))
     new = ", ".join(f"{experts - len(copies) + i} (copy of {donor})" for i, donor in enumerate(copies))
     typer.echo(f"wrote {written}: {experts} experts; new: {new}")
+
+
+def park_command(
+    run_dir: Annotated[Path, typer.Argument(help="the run folder (a config's run.out_dir)")],
+    out: Annotated[Path, typer.Argument(help="the parked run's folder (new, empty, or an earlier parking)")],
+) -> None:
+    """Write a run small enough to commit (fp16 weights of its latest checkpoint, or its finished
+    model; no optimizer state) into OUT; copy OUT to the run's out_dir and `neko train CONFIG --resume`
+    continues it, on this machine or another."""
+    with start_up():
+        from neko.train.park import park
+
+        parked = park(run_dir, out)
+    typer.echo(f"parked {run_dir} in {out} ({parked.relative_to(out)})")

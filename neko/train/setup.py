@@ -23,7 +23,7 @@ from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.io import read_lines
 from neko.moe import ExpertAssignment, apply_task_guidance, enable_gradient_checkpointing
-from neko.train.checkpoints import Checkpoints
+from neko.train.checkpoints import Checkpoints, rewarm
 from neko.train.config import DataSource, TrainConfig
 from neko.train.data import BatchPlan, Encoded, encode_example, encode_text
 from neko.train.metrics import METRICS_FILE, MetricsLog
@@ -110,7 +110,11 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     checkpoints = Checkpoints(run_dir.path / CHECKPOINT_DIR, config.run.keep_last)
     start = 0
     if action == "resume":
-        start = checkpoints.restore(accelerator, identity.key).get("step", 0)
+        state = checkpoints.restore(accelerator, identity.key, model)
+        start = state.get("step", 0)
+        if state.get("weights_only"):
+            rewarm(scheduler, start)
+            notice(accelerator, f"continuing a parked run at step {start}: fresh optimizer moments")
         if start == 0:
             notice(accelerator, f"nothing to resume in {run_dir.path}: no checkpoint yet; starting at step 0")
     metrics = MetricsLog(
