@@ -13,8 +13,9 @@
 # steps (the learning curves per task). Logs:
 # runs/neko-small-*.log. THREADS (default 1) is torch's thread count: 2 when nothing else runs on
 # this 2-core machine. After fine-tuning it tunes the gate, evaluates and fills models/neko-small
-# (below). A session that ends mid-run parks it for the next (fp16 weights, no optimizer state; see
-# `neko park --help`), which this script continues from when runs/ is empty:
+# (below). The finished pretraining is parked in parked/ (commit it); a session that ends mid-run
+# parks the run for the next by hand (fp16 weights, no optimizer state; see `neko park --help`). This
+# script continues from parked/ when runs/ is empty:
 #   .venv/bin/neko park runs/neko-small-pretrain parked/neko-small-pretrain   (or runs/neko-small)
 #   THREADS=2 nohup bash scripts/train-neko-small-cpu.sh > /dev/null 2>&1 &
 set -euo pipefail
@@ -30,6 +31,7 @@ unpark runs/neko-small parked/neko-small
 [ -f runs/neko-small-pretrain/model/config.json ] ||
   $neko train configs/neko-small-pretrain.yaml "${cpu[@]}" --set optim.max_steps="${PRETRAIN_STEPS:-180}" \
     --set optim.warmup_steps=30 --set run.save_every=10 >> runs/neko-small-pretrain.log 2>&1
+[ -f parked/neko-small-pretrain/model/config.json ] || $neko park runs/neko-small-pretrain parked/neko-small-pretrain
 $neko train configs/neko-small.yaml "${cpu[@]}" --set optim.max_steps="${FINETUNE_STEPS:-500}" \
   --set optim.warmup_steps=100 --set run.save_every=20 --set run.eval_every=100 >> runs/neko-small.log 2>&1
 
