@@ -79,39 +79,23 @@ def correct_command(
     """Correct the hypotheses of INPUT; print how many kept the 1-best (or the rerank), and why, on
     standard error."""
     with start_up():
-        from neko.correct.corrector import Corrector
         from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
         from neko.data.formats import read_data
 
-    if output_format not in OUTPUT_FORMATS:
-        raise NekoError(
-            f"unknown output format {output_format!r}; expected one of {', '.join(OUTPUT_FORMATS)}"
-        )
-    to_file = out not in (None, "-")
-    if to_file:
-        check_writable(out)
+    to_file = check_output(output_format, out)
     check_engine(engine)
     model_dir = resolve_model_dir(model)
     check_model_files(model_dir, onnx=True)  # the weights a torch engine needs are checked on loading
     read_model_info(model_dir)  # registers the model's custom tasks before the input names them
     data = read_data(input, format=format, task=task)
-    examples = data.examples
     # beam search runs on transformers: `auto` may take the onnx engine for greedy decoding only
-    inputs = len(examples) if beams == 1 else None
-    if pick_engine(engine, model_dir, inputs, device) != "onnx":
-        with start_up():
-            from transformers.utils import logging as transformers_logging
-
-            from neko.correct.torch_lm import resolve_device
-        resolve_device(device)
-        transformers_logging.disable_progress_bar()
+    inputs = len(data.examples) if beams == 1 else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        with start_up():
-            corrector = Corrector.from_pretrained(model_dir, device=device, engine=engine, inputs=inputs)
-        with progress_bar("correcting", len(examples), quiet) as corrector.progress:
+        corrector = load_corrector(model_dir, device, engine, inputs)
+        with progress_bar("correcting", len(data.examples), quiet) as corrector.progress:
             corrections = corrector.correct(
-                examples,
+                data.examples,
                 task=task,
                 num_beams=beams,
                 batch_size=batch_size,
@@ -129,6 +113,34 @@ def correct_command(
         typer.echo(text, nl=False)
     for line in summary(corrections, corrector, out if to_file else None):
         typer.echo(line, err=True)
+
+
+def check_output(output_format: str, out: str | None) -> bool:
+    """Refuse an unknown output format or an unwritable `--out` before any work; True: write a file."""
+    if output_format not in OUTPUT_FORMATS:
+        raise NekoError(
+            f"unknown output format {output_format!r}; expected one of {', '.join(OUTPUT_FORMATS)}"
+        )
+    to_file = out not in (None, "-")
+    if to_file:
+        check_writable(out)
+    return to_file
+
+
+def load_corrector(model_dir: Path, device: str, engine: str, inputs: int | None) -> Corrector:
+    """The corrector of `model_dir` on the engine `engine` picks for `inputs` examples; torch and
+    transformers are imported (and the device checked) only when that engine needs them."""
+    with start_up():
+        from neko.correct.corrector import Corrector
+
+        if pick_engine(engine, model_dir, inputs, device) != "onnx":
+            from transformers.utils import logging as transformers_logging
+
+            from neko.correct.torch_lm import resolve_device
+
+            resolve_device(device)
+            transformers_logging.disable_progress_bar()
+        return Corrector.from_pretrained(model_dir, device=device, engine=engine, inputs=inputs)
 
 
 def format_corrections(corrections: list[Correction], output_format: str, blank_lines: list[int]) -> str:
