@@ -19,9 +19,15 @@ from neko.train.metrics import read_metrics
 from neko.train.park import park
 
 
-def stopped_run(tmp_path, steps: int, stop_after: int):
+def stopped_run(tmp_path, steps: int, stop_after: int, tied: bool = True):
     """A run of `steps` steps killed after `stop_after`, a checkpoint every 2 steps."""
-    config = config_file(tmp_path, optim__max_steps=steps, optim__warmup_steps=1, run__save_every=2)
+    config = config_file(
+        tmp_path,
+        optim__max_steps=steps,
+        optim__warmup_steps=1,
+        run__save_every=2,
+        model__architecture__tie_word_embeddings=tied,
+    )
     with counted_optimizer_steps(stop_after=stop_after), pytest.raises(Stop):
         train(load_config(config))
     return config
@@ -41,9 +47,10 @@ def test_a_parked_run_holds_fp16_weights_of_its_latest_checkpoint_and_no_optimiz
     assert (tmp_path / "parked" / "run.json").read_bytes() == (tmp_path / "run" / "run.json").read_bytes()
 
 
-def test_a_parked_run_continues_at_its_step_with_the_learning_rate_rewarmed(tmp_path, capsys):
+@pytest.mark.parametrize("tied", [True, False], ids=["tied-embeddings", "untied"])
+def test_a_parked_run_continues_at_its_step_with_the_learning_rate_rewarmed(tmp_path, capsys, tied):
     steps = 4 + REWARM_STEPS + 2
-    config = stopped_run(tmp_path, steps=steps, stop_after=5)
+    config = stopped_run(tmp_path, steps=steps, stop_after=5, tied=tied)
     park(tmp_path / "run", tmp_path / "parked")
     shutil.rmtree(tmp_path / "run")
     shutil.copytree(tmp_path / "parked", tmp_path / "run")
@@ -53,7 +60,8 @@ def test_a_parked_run_continues_at_its_step_with_the_learning_rate_rewarmed(tmp_
     assert "continuing a parked run at step 4" in capsys.readouterr().err
     lines = {m["step"]: m for m in read_metrics(tmp_path / "run") if "lr" in m}
     assert sorted(lines) == list(range(1, steps + 1))
-    uninterrupted = config_file(tmp_path / "b", optim__max_steps=steps, optim__warmup_steps=1)
+    tie = {"model__architecture__tie_word_embeddings": tied}
+    uninterrupted = config_file(tmp_path / "b", optim__max_steps=steps, optim__warmup_steps=1, **tie)
     train(load_config(uninterrupted))
     reference = {m["step"]: m["lr"] for m in read_metrics(tmp_path / "b" / "run") if "lr" in m}
     # the lr logged after step s is the one step s + 1 uses: a ramp of 1/20, 2/20, ... of the schedule
@@ -65,9 +73,9 @@ def test_a_parked_run_continues_at_its_step_with_the_learning_rate_rewarmed(tmp_
 
 
 def test_a_finished_run_parks_its_model_and_a_new_parking_replaces_the_old(tmp_path):
-    stopped_run(tmp_path, steps=8, stop_after=3)
+    config = stopped_run(tmp_path, steps=8, stop_after=3)
     park(tmp_path / "run", tmp_path / "parked")
-    train(load_config(config_file(tmp_path, optim__max_steps=8, optim__warmup_steps=1)), resume=True)
+    train(load_config(config), resume=True)
     parked = park(tmp_path / "run", tmp_path / "parked")
     assert parked == tmp_path / "parked" / "model"
     assert not (tmp_path / "parked" / "checkpoints").exists()

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from neko.errors import NekoError
-from neko.io import atomic_folder, read_json_object, write_json
+from neko.io import atomic_folder, give_usual_mode, read_json_object, write_json
 from neko.train.checkpoints import CHECKPOINT_WEIGHTS, STATE_FILE, Checkpoints
 from neko.train.metrics import METRICS_FILE
 from neko.train.run_dir import CHECKPOINT_DIR, IDENTITY_FILE, MODEL_DIR
@@ -55,6 +55,7 @@ def park_checkpoint(checkpoint: Path, out: Path) -> None:
     tensors = load_file(checkpoint / CHECKPOINT_WEIGHTS)
     half = {name: t.to(torch.float16) if t.is_floating_point() else t for name, t in tensors.items()}
     save_file(half, out / CHECKPOINT_WEIGHTS, metadata={"format": "pt"})
+    give_usual_mode(out / CHECKPOINT_WEIGHTS)  # committed and read by others, unlike a checkpoint
     state = read_json_object(checkpoint / STATE_FILE)
     write_json(out / STATE_FILE, {**state, "weights_only": True})
 
