@@ -94,6 +94,22 @@ def test_park_refuses_what_is_not_a_run_and_a_folder_it_would_overwrite(tmp_path
     with pytest.raises(NekoError, match="notes: exists and is not a parked run"):
         park(tmp_path / "run", tmp_path / "notes")
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine\n"
+    shutil.copytree(tmp_path / "run", tmp_path / "live")
+    for live in (tmp_path / "run", tmp_path / "live"):  # a run parked onto itself or onto another run
+        with pytest.raises(NekoError, match="holds a run's full checkpoints, not a parked run"):
+            park(tmp_path / "run", live)
+    assert (tmp_path / "run" / "checkpoints" / "step-00000002" / "optimizer.bin").exists()
+
+
+def test_damaged_parked_weights_are_one_line_naming_the_file(tmp_path):
+    config = stopped_run(tmp_path, steps=8, stop_after=3)
+    park(tmp_path / "run", tmp_path / "parked")
+    weights = tmp_path / "parked" / "checkpoints" / "step-00000002" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    shutil.rmtree(tmp_path / "run")
+    shutil.copytree(tmp_path / "parked", tmp_path / "run")
+    with pytest.raises(NekoError, match=r"step-00000002/model.safetensors: cannot read the weights"):
+        train(load_config(config), resume=True)
 
 
 def test_a_run_with_no_checkpoint_yet_has_nothing_to_park(tmp_path):

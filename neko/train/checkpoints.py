@@ -12,10 +12,11 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch.optim.lr_scheduler import LambdaLR
 
-from neko.errors import NekoError
+from neko.errors import NekoError, first_line
 from neko.io import read_json_object, write_json
 
 STATE_FILE = "trainer_state.json"
@@ -88,9 +89,17 @@ class Checkpoints:
         return state
 
 
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights (safetensors only); a one-line error when they cannot be read."""
+    try:
+        return load_file(path)
+    except (OSError, SafetensorError) as error:
+        raise NekoError(f"{path}: cannot read the weights ({first_line(error)})") from None
+
+
 def load_weights(model: torch.nn.Module, path: Path) -> None:
     """Copy the (fp16) weights of `path` into `model`, cast to its dtype; tied weights may be absent."""
-    tensors = load_file(path)
+    tensors = read_weights(path)
     expected = model.state_dict()
     missing = [name for name in expected if name not in tensors and not _tied(model, name)]
     unexpected = [name for name in tensors if name not in expected]

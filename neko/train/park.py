@@ -15,11 +15,11 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from neko.errors import NekoError
 from neko.io import atomic_folder, give_usual_mode, read_json_object, write_json
-from neko.train.checkpoints import CHECKPOINT_WEIGHTS, STATE_FILE, Checkpoints
+from neko.train.checkpoints import CHECKPOINT_WEIGHTS, STATE_FILE, Checkpoints, read_weights
 from neko.train.metrics import METRICS_FILE
 from neko.train.run_dir import CHECKPOINT_DIR, IDENTITY_FILE, MODEL_DIR
 
@@ -52,7 +52,7 @@ def park(run_dir: Path, out: Path) -> Path:
 def park_checkpoint(checkpoint: Path, out: Path) -> None:
     """The checkpoint's weights in fp16 and its state marked weights-only."""
     out.mkdir(parents=True)
-    tensors = load_file(checkpoint / CHECKPOINT_WEIGHTS)
+    tensors = read_weights(checkpoint / CHECKPOINT_WEIGHTS)
     half = {name: t.to(torch.float16) if t.is_floating_point() else t for name, t in tensors.items()}
     save_file(half, out / CHECKPOINT_WEIGHTS, metadata={"format": "pt"})
     give_usual_mode(out / CHECKPOINT_WEIGHTS)  # committed and read by others, unlike a checkpoint
@@ -61,12 +61,15 @@ def park_checkpoint(checkpoint: Path, out: Path) -> None:
 
 
 def check_replaceable(out: Path) -> None:
-    """`out` may be replaced: it is missing, empty, or a parked run (a run folder without a full
-    checkpoint), never a folder of anything else."""
+    """`out` may be replaced: it is missing, empty, or a parked run (a run folder whose checkpoints
+    are all weights-only), never a live run's folder nor a folder of anything else."""
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
     if not (out / IDENTITY_FILE).exists():
         raise NekoError(f"{out}: exists and is not a parked run; choose an empty or new folder")
+    for checkpoint in Checkpoints(out / CHECKPOINT_DIR, keep_last=1).all():
+        if not read_json_object(checkpoint / STATE_FILE).get("weights_only"):
+            raise NekoError(f"{out}: holds a run's full checkpoints, not a parked run; choose another folder")
 
 
 def replace_folder(new: Path, out: Path) -> None:
