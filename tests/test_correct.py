@@ -553,6 +553,40 @@ def test_cli_stdin_text_to_file(cli, model_path, tmp_path):
     assert "note: the gate of asr is not tuned" in result.stderr
 
 
+def test_cli_dtype_runs_the_model_in_it(cli, model_path, monkeypatch):
+    from neko.correct import torch_lm
+
+    real, loaded = torch_lm.load_model, []
+
+    def recording(*args, **kwargs):
+        model = real(*args, **kwargs)
+        loaded.append(next(model.parameters()).dtype)
+        return model
+
+    monkeypatch.setattr(torch_lm, "load_model", recording)
+    args = ["correct", "-", "--model", str(model_path), "--task", "asr", "--no-gate", "--max-new-tokens", "4"]
+    result = cli.invoke(app, [*args, "--dtype", "bfloat16"], input="the cat sad\na cat sat\n")
+    assert result.exit_code == 0, result.output
+    assert loaded == [torch.bfloat16]
+    assert "corrected 2 examples" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--dtype", "int8"], "unknown dtype 'int8'; expected one of auto, float32, bfloat16, float16"),
+        (
+            ["--dtype", "bfloat16", "--engine", "onnx"],
+            "the onnx engine runs its float32 export; --dtype bfloat16 needs --engine copy",
+        ),
+    ],
+)
+def test_cli_refuses_a_dtype_it_cannot_use_before_loading(cli, model_path, options, message):
+    args = ["correct", "-", "--model", str(model_path), "--task", "asr", *options]
+    result = cli.invoke(app, args, input="x\n")
+    assert isinstance(result.exception, NekoError) and str(result.exception) == message
+
+
 def test_a_gate_tuned_closed_is_not_called_untuned():
     [tuned_closed, untuned] = gate_notes(["asr", "tec"], {"tec": GateRule.closed()})
     assert tuned_closed.startswith("note: the gate of tec was tuned closed (no setting gained on its dev")

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from neko.cli_support import DeviceOption, ModelOption, start_up
-from neko.correct.engines import DEFAULT_ENGINE, ENGINE_HELP, check_engine, pick_engine
+from neko.correct.engines import (
+    DEFAULT_ENGINE,
+    DTYPE_HELP,
+    ENGINE_HELP,
+    check_dtype,
+    check_engine,
+    pick_engine,
+)
 from neko.data.formats import FORMATS
 from neko.errors import NekoError
 from neko.io import check_writable, check_writable_folder, json_line, write_text
@@ -74,6 +81,7 @@ def correct_command(
     ] = None,
     device: DeviceOption = "auto",
     engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = DEFAULT_ENGINE,
+    dtype: Annotated[str, typer.Option("--dtype", help=DTYPE_HELP)] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Correct the hypotheses of INPUT; print how many kept the 1-best (or the rerank), and why, on
@@ -83,16 +91,17 @@ def correct_command(
         from neko.data.formats import read_data
 
     to_file = check_output(output_format, out)
-    check_engine(engine)
+    check_dtype(dtype, check_engine(engine))
     model_dir = resolve_model_dir(model)
     check_model_files(model_dir, onnx=True)  # the weights a torch engine needs are checked on loading
     read_model_info(model_dir)  # registers the model's custom tasks before the input names them
     data = read_data(input, format=format, task=task)
-    # beam search runs on transformers: `auto` may take the onnx engine for greedy decoding only
-    inputs = len(data.examples) if beams == 1 else None
+    # `auto` may take the onnx engine for greedy decoding in float32 only (beam search runs on
+    # transformers; the export is float32)
+    inputs = len(data.examples) if beams == 1 and dtype == "auto" else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        corrector = load_corrector(model_dir, device, engine, inputs)
+        corrector = load_corrector(model_dir, device, engine, inputs, None if dtype == "auto" else dtype)
         with progress_bar("correcting", len(data.examples), quiet) as corrector.progress:
             corrections = corrector.correct(
                 data.examples,
@@ -127,9 +136,12 @@ def check_output(output_format: str, out: str | None) -> bool:
     return to_file
 
 
-def load_corrector(model_dir: Path, device: str, engine: str, inputs: int | None) -> Corrector:
-    """The corrector of `model_dir` on the engine `engine` picks for `inputs` examples; torch and
-    transformers are imported (and the device checked) only when that engine needs them."""
+def load_corrector(
+    model_dir: Path, device: str, engine: str, inputs: int | None, dtype: str | None = None
+) -> Corrector:
+    """The corrector of `model_dir` on the engine `engine` picks for `inputs` examples, its weights in
+    `dtype` (None: `load_model`'s default); torch and transformers are imported (and the device
+    checked) only when that engine needs them."""
     with start_up():
         from neko.correct.corrector import Corrector
 
@@ -140,7 +152,7 @@ def load_corrector(model_dir: Path, device: str, engine: str, inputs: int | None
 
             resolve_device(device)
             transformers_logging.disable_progress_bar()
-        return Corrector.from_pretrained(model_dir, device=device, engine=engine, inputs=inputs)
+        return Corrector.from_pretrained(model_dir, device=device, dtype=dtype, engine=engine, inputs=inputs)
 
 
 def format_corrections(corrections: list[Correction], output_format: str, blank_lines: list[int]) -> str:

@@ -55,13 +55,16 @@ class TorchLM:
 
 
 def load_model(path: Path, device: torch.device, dtype: torch.dtype | str | None = None) -> torch.nn.Module:
-    """The causal LM, from safetensors, in eval mode on `device`; `dtype` None: float32 on CPU (where
-    half precision is slow), the checkpoint's own elsewhere."""
+    """The causal LM, from safetensors, in eval mode on `device`; `dtype` (a torch dtype or its name)
+    None: float32 on CPU (float16 is slow there, bfloat16 fast only on CPUs made for it), the
+    checkpoint's own elsewhere."""
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     if dtype is None:
         dtype = torch.float32 if device.type == "cpu" else "auto"
+    elif isinstance(dtype, str) and dtype != "auto":
+        dtype = getattr(torch, dtype)
     kwargs: dict[str, Any] = {"use_safetensors": True, "dtype": dtype}
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
