@@ -26,12 +26,13 @@ export OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 neko=${NEKO:-.venv/bin/neko}
 cpu=(--resume --set run.threads="${THREADS:-1}")
 mkdir -p runs
-[ -f data/text/pretrain.txt.gz ] || $neko data text data/text/pretrain.txt.gz
 unpark runs/neko-small-pretrain parked/neko-small-pretrain
 unpark runs/neko-small parked/neko-small
-[ -f runs/neko-small-pretrain/model/config.json ] ||
+if [ ! -f runs/neko-small-pretrain/model/config.json ]; then
+  [ -f data/text/pretrain.txt.gz ] || $neko data text data/text/pretrain.txt.gz
   $neko train configs/neko-small-pretrain.yaml "${cpu[@]}" --set optim.max_steps="${PRETRAIN_STEPS:-180}" \
     --set optim.warmup_steps=30 --set run.save_every=10 >> runs/neko-small-pretrain.log 2>&1
+fi
 [ -f parked/neko-small-pretrain/model/config.json ] || $neko park runs/neko-small-pretrain parked/neko-small-pretrain
 $neko train configs/neko-small.yaml "${cpu[@]}" --set optim.max_steps="${FINETUNE_STEPS:-500}" \
   --set optim.warmup_steps=100 --set run.save_every=20 --set run.eval_every=100 >> runs/neko-small.log 2>&1
