@@ -139,9 +139,10 @@ def give_usual_mode(*paths: str | Path) -> None:
 
 
 @contextmanager
-def atomic_folder(out: str | Path) -> Iterator[Path]:
+def atomic_folder(out: str | Path, replace: bool = False) -> Iterator[Path]:
     """A fresh folder beside `out` to write into, renamed to `out` (missing, or an empty folder) once
-    the block succeeds: a reader never sees half a model directory, and a failure leaves none."""
+    the block succeeds: a reader never sees half a model directory, and a failure leaves none.
+    `replace`: a folder already at `out` is swapped out for the new one, and only then deleted."""
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +152,13 @@ def atomic_folder(out: str | Path) -> Iterator[Path]:
         raise NekoError(f"{out}: cannot create it ({error.strerror})") from None
     try:
         yield staging
+        old = None
+        if replace and out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / out.name)
         os.replace(staging, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

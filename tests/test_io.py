@@ -383,3 +383,20 @@ def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
         (folder / "whole").write_text("x")
         assert not (out / "whole").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"] and (out / "whole").read_text() == "x"
+
+
+def test_atomic_folder_replaces_a_full_folder_only_when_told_and_only_once_the_new_one_is_whole(tmp_path):
+    out = tmp_path / "parked"
+    out.mkdir()
+    (out / "old").write_text("x")
+    with pytest.raises(RuntimeError), atomic_folder(out, replace=True) as folder:
+        (folder / "half").write_text("x")
+        raise RuntimeError("killed")
+    assert [p.name for p in tmp_path.iterdir()] == ["parked"] and (out / "old").exists()
+    with pytest.raises(OSError), atomic_folder(out) as folder:
+        (folder / "new").write_text("y")
+    assert (out / "old").exists()
+    with atomic_folder(out, replace=True) as folder:
+        (folder / "new").write_text("y")
+    assert [p.name for p in tmp_path.iterdir()] == ["parked"]
+    assert [p.name for p in out.iterdir()] == ["new"]

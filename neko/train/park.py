@@ -34,9 +34,7 @@ def park(run_dir: Path, out: Path) -> Path:
     if not finished and latest is None:
         raise NekoError(f"{run_dir}: no checkpoint and no finished model to park")
     check_replaceable(out)
-    new = out.parent / f".{out.name}.new"
-    shutil.rmtree(new, ignore_errors=True)
-    with atomic_folder(new) as staging:
+    with atomic_folder(out, replace=True) as staging:
         for name in (IDENTITY_FILE, METRICS_FILE):
             if (run_dir / name).exists():
                 shutil.copy2(run_dir / name, staging / name)
@@ -45,7 +43,6 @@ def park(run_dir: Path, out: Path) -> Path:
             shutil.copytree(run_dir / MODEL_DIR, staging / MODEL_DIR)
         else:
             park_checkpoint(latest, staging / CHECKPOINT_DIR / latest.name)
-    replace_folder(new, out)
     return out / MODEL_DIR if finished else out / CHECKPOINT_DIR / latest.name
 
 
@@ -70,13 +67,3 @@ def check_replaceable(out: Path) -> None:
     for checkpoint in Checkpoints(out / CHECKPOINT_DIR, keep_last=1).all():
         if not read_json_object(checkpoint / STATE_FILE).get("weights_only"):
             raise NekoError(f"{out}: holds a run's full checkpoints, not a parked run; choose another folder")
-
-
-def replace_folder(new: Path, out: Path) -> None:
-    """Swap `new` in for `out`: the old parking stays until the new one is in place."""
-    old = out.parent / f".{out.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    new.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
