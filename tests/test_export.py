@@ -149,14 +149,16 @@ def test_onnx_runtime_gives_the_logits_of_transformers(onnx_export):
         )
 
 
-def test_onnx_export_writes_over_an_earlier_export_and_nothing_else(tmp_path, onnx_export, monkeypatch):
+def test_onnx_export_replaces_an_earlier_export_and_nothing_else(tmp_path, onnx_export, monkeypatch):
     model_dir, export = onnx_export
     earlier = shutil.copytree(export, tmp_path / "earlier")
+    (earlier / f"{MODEL_FILE}.data").write_text("an earlier export's external weights")
     monkeypatch.setattr(
         onnx_export_module, "_export_graph", lambda path, destination: destination.write_text("new")
     )
     assert export_onnx(model_dir, earlier) == earlier / MODEL_FILE
     assert (earlier / MODEL_FILE).read_text() == "new"
+    assert not (earlier / f"{MODEL_FILE}.data").exists()  # replaced whole: nothing stale is left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier"]  # no staging folder left
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -41,7 +41,7 @@ from neko.correct.model_dir import check_model_files, read_model_info, resolve_m
 from neko.correct.onnx_lm import INPUTS, MODEL_FILE, OUTPUT, WEIGHTS_KEY, weights_digest
 from neko.correct.torch_lm import load_model
 from neko.errors import NekoError
-from neko.io import read_json_object
+from neko.io import atomic_folder, read_json_object
 from neko.resources import NEKO_JSON
 
 SUPPORTED = ("mixtral", "mistral")
@@ -61,8 +61,8 @@ def require_onnx(*modules: str) -> None:
 def export_onnx(model: str | Path | None, out: str | Path) -> Path:
     """Write the model directory `model` (None: the default model) as an ONNX export in the folder
     `out` (see the module docstring); returns the path of `model.onnx`. `out` may be missing, empty or
-    an earlier export, or the model directory itself (then only `model.onnx` is written); its files
-    appear at once (a reader never sees half a file)."""
+    an earlier export (replaced whole, so no stale file of it remains), or the model directory itself
+    (then only `model.onnx` is written); a reader never sees half an export."""
     require_onnx("onnx", "onnxscript")
     path = resolve_model_dir(model)
     check_model_files(path)
@@ -83,20 +83,10 @@ def export_onnx(model: str | Path | None, out: str | Path) -> Path:
             staging_file.unlink(missing_ok=True)
         return out / MODEL_FILE
     _check_out(out)
-    staging = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_folder(out, replace=True) as staging:
         _export_graph(path, staging / MODEL_FILE)
         for name in COPIED:
             shutil.copyfile(path / name, staging / name)
-        if not out.exists():
-            os.replace(staging, out)
-        else:
-            for written in staging.iterdir():
-                os.replace(written, out / written.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out / MODEL_FILE
 
 
