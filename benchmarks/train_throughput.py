@@ -20,6 +20,7 @@ from neko.moe import ExpertAssignment, apply_task_guidance, load_balancing_loss,
 from neko.train.config import ArchitectureConfig
 from neko.train.loop import next_token_losses
 from neko.train.model import scratch_model
+from neko.train.setup import cpu_has_bf16
 
 SIZES = {
     "5M": ArchitectureConfig(
@@ -101,6 +102,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"batch {args.batch} x {args.length}, {device}, {args.threads} thread(s), {args.steps} steps each")
+    if device.type == "cpu":
+        print(f"bfloat16 instructions on this CPU (AVX-512 BF16 or AMX): {'yes' if cpu_has_bf16() else 'no'}")
     print("| model | parameters | fp32 tokens/s | bf16 tokens/s | bf16 / fp32 |")
     print("|---|---:|---:|---:|---:|")
     for name, arch in SIZES.items():

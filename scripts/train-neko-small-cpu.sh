@@ -2,8 +2,9 @@
 # neko-small on this machine's CPU (one thread unless THREADS says more), in the background and
 # across sessions: the same two runs as scripts/train-neko-small-gpu.sh (LM pretraining,
 # configs/neko-small-pretrain.yaml, then fine-tuning, configs/neko-small.yaml) under bf16 autocast
-# as the configs say (this CPU has AVX-512 BF16: pretraining's first 20 steps ran at 915 tokens/s
-# against 710 in fp32, to the same loss, 8.244), each resumed from its latest checkpoint, so running
+# as the configs say where the CPU has bfloat16 instructions (with AVX-512 BF16, pretraining's first
+# 20 steps ran at 915 tokens/s against 710 in fp32, to the same loss, 8.244), in fp32 where it has
+# not (emulated bf16 trained 4-5x slower than fp32), each resumed from its latest checkpoint, so running
 # this script again after an interruption continues where it stopped. A checkpoint every 10
 # pretraining steps (about 6 minutes) or 20 fine-tuning steps loses little to a kill. Both runs are
 # cut to fit a few sessions of this machine, their cosine schedules fitted to the cut: pretraining
@@ -25,6 +26,8 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 neko=${NEKO:-.venv/bin/neko}
 cpu=(--resume --set run.threads="${THREADS:-1}")
+# bf16 autocast only where the CPU computes in bfloat16 natively; elsewhere it is emulated, far slower.
+grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo || cpu+=(--set run.bf16=false)
 mkdir -p runs
 unpark runs/neko-small-pretrain parked/neko-small-pretrain
 unpark runs/neko-small parked/neko-small

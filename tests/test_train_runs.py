@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from accelerate.state import AcceleratorState
 from train_fixtures import FIXTURE, write_config
 from transformers import AutoTokenizer
 
@@ -115,6 +116,21 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
 def test_resume_says_when_there_is_nothing_to_resume(tmp_path, capsys):
     train(load_config(config_file(tmp_path, optim__max_steps=1)), resume=True)
     assert "nothing to resume in" in capsys.readouterr().err
+    assert (tmp_path / "run" / "model" / "neko.json").exists()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_bfloat16_instructions_is_said_to_be_emulated(
+    tmp_path, capsys, monkeypatch, native
+):
+    monkeypatch.setattr("neko.train.setup.cpu_has_bf16", lambda: native)
+    AcceleratorState._reset_state()  # the process's accelerator state holds the other tests' precision
+    try:
+        train(load_config(config_file(tmp_path, optim__max_steps=1, run__bf16=True)))
+    finally:
+        AcceleratorState._reset_state()
+    said = capsys.readouterr().err
+    assert ("bf16 autocast is emulated" in said) is not native
     assert (tmp_path / "run" / "model" / "neko.json").exists()
 
 
