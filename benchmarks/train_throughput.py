@@ -17,10 +17,10 @@ import time
 import torch
 
 from neko.moe import ExpertAssignment, apply_task_guidance, load_balancing_loss, task_routing
+from neko.precision import cpu_has_bf16
 from neko.train.config import ArchitectureConfig
 from neko.train.loop import next_token_losses
 from neko.train.model import scratch_model
-from neko.train.setup import cpu_has_bf16
 
 SIZES = {
     "5M": ArchitectureConfig(

@@ -22,6 +22,7 @@ from neko.correct.prompts import build_prompt, decode
 from neko.correct.safety import REASONS, longest_run
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.precision import cpu_has_bf16
 from neko.tasks import _REGISTRY, get_task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
@@ -569,6 +570,17 @@ def test_cli_dtype_runs_the_model_in_it(cli, model_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert loaded == [torch.bfloat16]
     assert "corrected 2 examples" in result.stderr
+    assert ("bfloat16 is emulated" in result.stderr) is not cpu_has_bf16()
+
+
+def test_cli_says_when_bfloat16_is_emulated_on_this_cpu(cli, model_path, monkeypatch):
+    monkeypatch.setattr("neko.precision.cpu_has_bf16", lambda: False)
+    args = ["correct", "-", "--model", str(model_path), "--task", "asr", "--no-gate", "--max-new-tokens", "4"]
+    result = cli.invoke(app, [*args, "--dtype", "bfloat16"], input="the cat sad\n")
+    assert result.exit_code == 0, result.output
+    assert "--dtype bfloat16: this CPU has no bfloat16 instructions" in result.stderr
+    result = cli.invoke(app, args, input="the cat sad\n")
+    assert "bfloat16" not in result.stderr
 
 
 @pytest.mark.parametrize(

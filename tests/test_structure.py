@@ -29,6 +29,7 @@ LAYERS = (
         "neko.schema",
         "neko.cli_support",
         "neko.progress",
+        "neko.precision",
     ),
     BOTTOM,
     ("neko.evaluate", "neko"),

@@ -149,8 +149,10 @@ def load_corrector(
             from transformers.utils import logging as transformers_logging
 
             from neko.correct.torch_lm import resolve_device
+            from neko.precision import cpu_has_bf16, emulated_bf16
 
-            resolve_device(device)
+            if resolve_device(device).type == "cpu" and dtype == "bfloat16" and not cpu_has_bf16():
+                typer.echo(f"{emulated_bf16('--dtype bfloat16')}; leave --dtype auto for float32", err=True)
             transformers_logging.disable_progress_bar()
         return Corrector.from_pretrained(model_dir, device=device, dtype=dtype, engine=engine, inputs=inputs)
 

@@ -21,7 +21,8 @@ ENGINE_HELP = (
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DTYPE_HELP = (
     "the torch engines' weights: auto (float32 on the CPU, the checkpoint's on a GPU), float32, bfloat16 "
-    "(faster on CPUs with AVX-512 BF16 or AMX; corrections may differ slightly) or float16"
+    "(faster on CPUs with AVX-512 BF16 or AMX, several times slower on others; corrections may differ "
+    "slightly) or float16"
 )
 """Measured with neko-tiny on this project's 2-core AMD EPYC (AVX-512 BF16), 320 ASR test examples,
 batch 64 (`benchmarks/correct_throughput.py --bf16`, README): bfloat16 on the copy engine corrected

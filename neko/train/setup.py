@@ -23,6 +23,7 @@ from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.io import read_lines
 from neko.moe import ExpertAssignment, apply_task_guidance, enable_gradient_checkpointing
+from neko.precision import cpu_has_bf16, emulated_bf16
 from neko.train.checkpoints import Checkpoints, rewarm
 from neko.train.config import DataSource, TrainConfig
 from neko.train.data import BatchPlan, Encoded, encode_example, encode_text
@@ -68,7 +69,7 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     accelerator = Accelerator(mixed_precision="bf16" if config.run.bf16 else "no")
     refuse_a_launch_that_started_one_process(accelerator)
     if config.run.bf16 and accelerator.device.type == "cpu" and not cpu_has_bf16():
-        notice(accelerator, EMULATED_BF16)
+        notice(accelerator, f"{emulated_bf16('run.bf16')}; set run.bf16=false to train in float32")
     set_seed(config.run.seed)
     examples = load_examples(config, "train")
     texts = load_texts(config.data.text)
@@ -140,19 +141,6 @@ def refuse_a_launch_that_started_one_process(accelerator: Accelerator) -> None:
             "accelerate launch asked for several processes but started one (it starts CPU processes "
             "only through MPI); use ACCELERATE_USE_CPU=true torchrun --nproc_per_node N -m neko.cli train ..."
         )
-
-
-EMULATED_BF16 = (
-    "run.bf16: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so bf16 autocast is "
-    "emulated and several times slower than float32; set run.bf16=false to train in float32"
-)
-
-
-def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 matrix products natively on this CPU. Without it autocast still
-    works, at a fraction of float32's speed: 0.20-0.23x on an AVX2-only AMD EPYC
-    (`benchmarks/train_throughput.py`, README)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def notice(accelerator: Accelerator, line: str) -> None:
