@@ -26,19 +26,29 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 neko=${NEKO:-.venv/bin/neko}
 cpu=(--resume --set run.threads="${THREADS:-1}")
-# bf16 autocast only where the CPU computes in bfloat16 natively; elsewhere it is emulated, far slower.
-grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo || cpu+=(--set run.bf16=false)
+# bf16 autocast where the CPU computes in bfloat16 natively (elsewhere it is emulated, 4-5x slower
+# than fp32), except for a run begun in the other precision: a run resumes only with its own recipe.
+bf16_for() {
+  if [ -f "$1/run.json" ]; then
+    python3 -c 'import json, sys; print(str(json.load(open(sys.argv[1]))["recipe"]["run"]["bf16"]).lower())' "$1/run.json"
+  elif grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+    echo true
+  else
+    echo false
+  fi
+}
 mkdir -p runs
 unpark runs/neko-small-pretrain parked/neko-small-pretrain
 unpark runs/neko-small parked/neko-small
 if [ ! -f runs/neko-small-pretrain/model/config.json ]; then
   [ -f data/text/pretrain.txt.gz ] || $neko data text data/text/pretrain.txt.gz
-  $neko train configs/neko-small-pretrain.yaml "${cpu[@]}" --set optim.max_steps="${PRETRAIN_STEPS:-180}" \
+  $neko train configs/neko-small-pretrain.yaml "${cpu[@]}" --set run.bf16="$(bf16_for runs/neko-small-pretrain)" \
+    --set optim.max_steps="${PRETRAIN_STEPS:-180}" \
     --set optim.warmup_steps=30 --set run.save_every=10 >> runs/neko-small-pretrain.log 2>&1
 fi
 [ -f parked/neko-small-pretrain/model/config.json ] || $neko park runs/neko-small-pretrain parked/neko-small-pretrain
-$neko train configs/neko-small.yaml "${cpu[@]}" --set optim.max_steps="${FINETUNE_STEPS:-500}" \
-  --set optim.warmup_steps=100 --set run.save_every=20 --set run.eval_every=100 >> runs/neko-small.log 2>&1
+$neko train configs/neko-small.yaml "${cpu[@]}" --set run.bf16="$(bf16_for runs/neko-small)" \
+  --set optim.max_steps="${FINETUNE_STEPS:-500}" --set optim.warmup_steps=100 --set run.save_every=20 --set run.eval_every=100 >> runs/neko-small.log 2>&1
 
 # Then the correction gate, tuned on dev data only, and the test reports (scripts/tune-and-evaluate.sh;
 # about an hour here), and the files of models/neko-small with its routing heatmap and learning
