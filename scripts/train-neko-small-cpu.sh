@@ -47,8 +47,10 @@ if [ ! -f runs/neko-small-pretrain/model/config.json ]; then
     --set optim.warmup_steps=30 --set run.save_every=10 >> runs/neko-small-pretrain.log 2>&1
 fi
 [ -f parked/neko-small-pretrain/model/config.json ] || $neko park runs/neko-small-pretrain parked/neko-small-pretrain
-$neko train configs/neko-small.yaml "${cpu[@]}" --set run.bf16="$(bf16_for runs/neko-small)" \
-  --set optim.max_steps="${FINETUNE_STEPS:-500}" --set optim.warmup_steps=100 --set run.save_every=20 --set run.eval_every=100 >> runs/neko-small.log 2>&1
+[ -f runs/neko-small/model/config.json ] ||  # finished, perhaps parked with no checkpoint to resume
+  $neko train configs/neko-small.yaml "${cpu[@]}" --set run.bf16="$(bf16_for runs/neko-small)" \
+    --set optim.max_steps="${FINETUNE_STEPS:-500}" --set optim.warmup_steps=100 --set run.save_every=20 \
+    --set run.eval_every=100 >> runs/neko-small.log 2>&1
 
 # Then the correction gate, tuned on dev data only, and the test reports (scripts/tune-and-evaluate.sh;
 # about an hour here), and the files of models/neko-small with its routing heatmap and learning

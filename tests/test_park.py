@@ -82,6 +82,11 @@ def test_a_finished_run_parks_its_model_and_a_new_parking_replaces_the_old(tmp_p
     model = tmp_path / "run" / "model" / "model.safetensors"
     assert (parked / "model.safetensors").read_bytes() == model.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    shutil.rmtree(tmp_path / "run")
+    shutil.copytree(tmp_path / "parked", tmp_path / "run")
+    with pytest.raises(NekoError, match=r"a finished run \(model/\) without a checkpoint to continue from"):
+        train(load_config(config), resume=True)  # not trained again from step 0 over its model
+    assert (parked / "model.safetensors").read_bytes() == model.read_bytes()
 
 
 def test_park_refuses_what_is_not_a_run_and_a_folder_it_would_overwrite(tmp_path):

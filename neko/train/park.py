@@ -21,7 +21,7 @@ from neko.errors import NekoError
 from neko.io import atomic_folder, give_usual_mode, read_json_object, write_json
 from neko.train.checkpoints import CHECKPOINT_WEIGHTS, STATE_FILE, Checkpoints, read_weights
 from neko.train.metrics import METRICS_FILE
-from neko.train.run_dir import CHECKPOINT_DIR, IDENTITY_FILE, MODEL_DIR
+from neko.train.run_dir import CHECKPOINT_DIR, IDENTITY_FILE, MODEL_DIR, RunDir
 
 
 def park(run_dir: Path, out: Path) -> Path:
@@ -29,7 +29,7 @@ def park(run_dir: Path, out: Path) -> Path:
     replaces) and return the parked step's folder or the model folder."""
     if not (run_dir / IDENTITY_FILE).exists():
         raise NekoError(f"{run_dir}: not a training run (no {IDENTITY_FILE})")
-    finished = (run_dir / MODEL_DIR / "config.json").exists()
+    finished = RunDir(run_dir).finished()
     latest = Checkpoints(run_dir / CHECKPOINT_DIR, keep_last=1).latest()
     if not finished and latest is None:
         raise NekoError(f"{run_dir}: no checkpoint and no finished model to park")
@@ -38,7 +38,7 @@ def park(run_dir: Path, out: Path) -> Path:
         for name in (IDENTITY_FILE, METRICS_FILE):
             if (run_dir / name).exists():
                 shutil.copy2(run_dir / name, staging / name)
-        shutil.copytree(run_dir / "tokenizer", staging / "tokenizer")
+        shutil.copytree(RunDir(run_dir).tokenizer_dir, staging / "tokenizer")
         if finished:
             shutil.copytree(run_dir / MODEL_DIR, staging / MODEL_DIR)
         else:

@@ -89,6 +89,10 @@ class RunDir:
     def holds_run(self) -> bool:
         return any((self.path / name).exists() for name in WRITTEN)
 
+    def finished(self) -> bool:
+        """Whether the run wrote its trained model (`model/`), its last act."""
+        return (self.path / MODEL_DIR / "config.json").exists()
+
     def recorded(self) -> Identity | None:
         if not self.identity_file.exists():
             return None

@@ -76,8 +76,14 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     dev_examples = load_examples(config, "dev")
 
     run_dir = RunDir(Path(config.run.out_dir))
+    checkpoints = Checkpoints(run_dir.path / CHECKPOINT_DIR, config.run.keep_last)
     identity = Identity(recipe(config), data_fingerprint(examples, texts))
     action = run_dir.decide(identity, resume, overwrite)
+    if action == "resume" and run_dir.finished() and checkpoints.latest() is None:
+        raise NekoError(
+            f"{run_dir.path}: a finished run (model/) without a checkpoint to continue from; nothing to "
+            "resume (pass --overwrite to train it again)"
+        )
     accelerator.wait_for_everyone()  # every process has read the folder before the main one writes
     if resume and action == "new":
         notice(accelerator, f"nothing to resume in {run_dir.path}: no run there; starting a new run")
@@ -110,7 +116,6 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
-    checkpoints = Checkpoints(run_dir.path / CHECKPOINT_DIR, config.run.keep_last)
     start = 0
     if action == "resume":
         state = checkpoints.restore(accelerator, identity.key, model)
