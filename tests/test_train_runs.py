@@ -71,6 +71,16 @@ def test_a_new_run_refuses_a_folder_holding_another_run_unless_told_to_overwrite
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # only what neko wrote is cleared
 
 
+def test_an_overwrite_that_fails_late_leaves_the_earlier_run_as_it_was(tmp_path):
+    train(load_config(config_file(tmp_path, optim__max_steps=2)))
+    before = snapshot(tmp_path / "run")
+    too_big = config_file(tmp_path, "big.yaml", optim__max_steps=2, optim__grad_accum=10_000)
+    with pytest.raises(NekoError, match="nothing to train"):  # found after the new tokenizer is trained
+        train(load_config(too_big), overwrite=True)
+    assert snapshot(tmp_path / "run") == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_overwrite_trains_the_new_tokenizer(tmp_path):
     train(load_config(config_file(tmp_path, optim__max_steps=1)))
     small = len(AutoTokenizer.from_pretrained(tmp_path / "run" / "tokenizer"))

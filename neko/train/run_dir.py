@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -133,14 +137,28 @@ class RunDir:
             )
         return "resume"
 
-    def clear(self) -> None:
-        """Remove what an earlier run wrote here; files neko did not write are left alone."""
+    @contextmanager
+    def replacing(self, replace: bool) -> Iterator[None]:
+        """With `replace` (`--overwrite`), what an earlier run wrote here is set aside for the block, in
+        a hidden folder beside this one: put back if the block fails (a setting found bad late, a
+        full disk), deleted once it succeeds. Files neko did not write stay where they are."""
+        if not replace:
+            yield
+            return
+        aside = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.replaced.", dir=self.path.parent))
         for name in WRITTEN:
-            target = self.path / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
+            if (self.path / name).exists() or (self.path / name).is_symlink():
+                os.replace(self.path / name, aside / name)
+        try:
+            yield
+        except BaseException:
+            for name in WRITTEN:
+                if (aside / name).exists() or (aside / name).is_symlink():
+                    _remove(self.path / name)
+                    os.replace(aside / name, self.path / name)
+            raise
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
 
     def record(self, identity: Identity) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -160,3 +178,11 @@ def _changed(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif before != after:
             out.append(f"{prefix}{key} {json.dumps(before)} -> {json.dumps(after)}")
     return out
+
+
+def _remove(path: Path) -> None:
+    """A file, link or folder a new run wrote, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

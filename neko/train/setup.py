@@ -1,7 +1,9 @@
 """Everything a run needs before its first step: the data (checked), the run folder (claimed), the
 tokenizer, the model, the batch plan, the optimizer and schedule, and the restored checkpoint.
 
-Each check that can fail runs before the first file is written, and every process reaches the
+The data are checked before the run folder is touched. A run replacing another (`--overwrite`)
+sets the old one aside until the new one is fully prepared, so a setting found bad late (an expert
+map the model cannot hold, data too small for one step) loses nothing. Every process reaches the
 same decision from the same files before the main process writes any.
 """
 
@@ -64,17 +66,10 @@ class Run:
 
 def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Run:
     """Build a run from a validated config: a new one, or (`resume`) the one in `run.out_dir`."""
-    if config.run.threads:
-        torch.set_num_threads(config.run.threads)
-    accelerator = Accelerator(mixed_precision="bf16" if config.run.bf16 else "no")
-    refuse_a_launch_that_started_one_process(accelerator)
-    if config.run.bf16 and accelerator.device.type == "cpu" and not cpu_has_bf16():
-        notice(accelerator, f"{emulated_bf16('run.bf16')}; set run.bf16=false to train in float32")
-    set_seed(config.run.seed)
+    accelerator = start_accelerator(config)
     examples = load_examples(config, "train")
     texts = load_texts(config.data.text)
     dev_examples = load_examples(config, "dev")
-
     run_dir = RunDir(Path(config.run.out_dir))
     checkpoints = Checkpoints(run_dir.path / CHECKPOINT_DIR, config.run.keep_last)
     identity = Identity(recipe(config), data_fingerprint(examples, texts))
@@ -87,8 +82,42 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     accelerator.wait_for_everyone()  # every process has read the folder before the main one writes
     if resume and action == "new":
         notice(accelerator, f"nothing to resume in {run_dir.path}: no run there; starting a new run")
-    tokenizer = run_tokenizer(config, run_dir, identity, action, examples, texts, accelerator)
+    with run_dir.replacing(action == "clear" and accelerator.is_main_process):
+        tokenizer = run_tokenizer(config, run_dir, identity, action, examples, texts, accelerator)
+        model, assignment = make_model(config, tokenizer)
+        encoded = encode_all(config, tokenizer, examples, texts)
+        plan, total_steps = plan_steps(config, encoded, accelerator)
+        optimizer = make_optimizer(model, config)
+        # The schedule counts optimizer steps; it stays unprepared because accelerate's wrapper would
+        # advance it once per process per step and so run it N times too fast on N processes.
+        scheduler = get_scheduler(config.optim.schedule, optimizer, config.optim.warmup_steps, total_steps)
+        model, optimizer = accelerator.prepare(model, optimizer)
+        accelerator.register_for_checkpointing(scheduler)
+        start = restore(checkpoints, accelerator, identity, model, scheduler) if action == "resume" else 0
+        metrics = MetricsLog(
+            run_dir.path / METRICS_FILE, accelerator.is_main_process, start, config.run.tensorboard
+        )
+    task_index = {task: i for i, task in enumerate(assignment.tasks if assignment else config.tasks)}
+    dev = encode_all(config, tokenizer, dev_examples, [])
+    return Run(
+        config, accelerator, run_dir, identity, tokenizer, model, assignment, task_index, encoded, plan,
+        dev, optimizer, scheduler, total_steps, start, checkpoints, metrics,
+    )  # fmt: skip
 
+
+def start_accelerator(config: TrainConfig) -> Accelerator:
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    accelerator = Accelerator(mixed_precision="bf16" if config.run.bf16 else "no")
+    refuse_a_launch_that_started_one_process(accelerator)
+    if config.run.bf16 and accelerator.device.type == "cpu" and not cpu_has_bf16():
+        notice(accelerator, f"{emulated_bf16('run.bf16')}; set run.bf16=false to train in float32")
+    set_seed(config.run.seed)
+    return accelerator
+
+
+def make_model(config: TrainConfig, tokenizer) -> tuple[torch.nn.Module, ExpertAssignment | None]:
+    """The model to train, its MoE layers task-guided by the config's expert assignment (none: dense)."""
     model = build_model(config, tokenizer)
     assignment = None if config.mode == "dense" else config.assignment(num_experts(model))
     if assignment is not None:
@@ -97,8 +126,13 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
         enable_gradient_checkpointing(model)
     if config.model.lora is not None:
         model = add_lora(model, config)
+    return model, assignment
 
-    encoded = encode_all(config, tokenizer, examples, texts)
+
+def plan_steps(
+    config: TrainConfig, encoded: list[Encoded], accelerator: Accelerator
+) -> tuple[BatchPlan, int]:
+    """The batches of every epoch and the optimizer steps they make (at most `optim.max_steps`)."""
     optim = config.optim
     plan = BatchPlan(encoded, config.data.mixture, optim.tokens_per_batch, optim.epochs, config.run.seed)
     total_steps = len(plan) // (optim.grad_accum * accelerator.num_processes)
@@ -109,31 +143,22 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
             f"{config.run.out_dir}: the data make {len(plan)} batch(es), fewer than one step of "
             f"{optim.grad_accum * accelerator.num_processes} (grad_accum x processes): nothing to train"
         )
-    optimizer = make_optimizer(model, config)
-    # The schedule counts optimizer steps; it stays unprepared because accelerate's wrapper would
-    # advance it once per process per step and so run it N times too fast on N processes.
-    scheduler = get_scheduler(optim.schedule, optimizer, optim.warmup_steps, total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
+    return plan, total_steps
 
-    start = 0
-    if action == "resume":
-        state = checkpoints.restore(accelerator, identity.key, model)
-        start = state.get("step", 0)
-        if state.get("weights_only"):
-            rewarm(scheduler, start)
-            notice(accelerator, f"continuing a parked run at step {start}: fresh optimizer moments")
-        if start == 0:
-            notice(accelerator, f"nothing to resume in {run_dir.path}: no checkpoint yet; starting at step 0")
-    metrics = MetricsLog(
-        run_dir.path / METRICS_FILE, accelerator.is_main_process, start, config.run.tensorboard
-    )
-    task_index = {task: i for i, task in enumerate(assignment.tasks if assignment else config.tasks)}
-    dev = encode_all(config, tokenizer, dev_examples, [])
-    return Run(
-        config, accelerator, run_dir, identity, tokenizer, model, assignment, task_index, encoded, plan,
-        dev, optimizer, scheduler, total_steps, start, checkpoints, metrics,
-    )  # fmt: skip
+
+def restore(checkpoints: Checkpoints, accelerator: Accelerator, identity: Identity, model, scheduler) -> int:
+    """The step the run continues at, its latest checkpoint loaded (0: none yet)."""
+    state = checkpoints.restore(accelerator, identity.key, model)
+    start = state.get("step", 0)
+    if state.get("weights_only"):
+        rewarm(scheduler, start)
+        notice(accelerator, f"continuing a parked run at step {start}: fresh optimizer moments")
+    if start == 0:
+        notice(
+            accelerator,
+            f"nothing to resume in {checkpoints.directory.parent}: no checkpoint yet; starting at step 0",
+        )
+    return start
 
 
 def refuse_a_launch_that_started_one_process(accelerator: Accelerator) -> None:
@@ -209,8 +234,6 @@ def run_tokenizer(
         identity.tokenizer = recorded.tokenizer
         return AutoTokenizer.from_pretrained(run_dir.tokenizer_dir)
     if accelerator.is_main_process:
-        if action == "clear":
-            run_dir.clear()
         run_dir.record(identity)  # claimed before the slow part, so a killed run still has its identity
         corpus = texts + [t for e in examples for t in [*e.hypotheses, *e.references]]
         build_tokenizer(config, corpus).save_pretrained(run_dir.tokenizer_dir)
