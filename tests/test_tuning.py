@@ -17,7 +17,15 @@ from neko.correct import Corrector
 from neko.correct.cli import refuse_test_file
 from neko.correct.gate import Evidence, GateRule, choose, supported
 from neko.correct.model_dir import read_model_info
-from neko.correct.tuning import MIN_DATASET, Row, save_gate_settings, tune_gate, tune_task
+from neko.correct.tuning import (
+    MIN_DATASET,
+    Row,
+    read_rows,
+    save_gate_settings,
+    tune_gate,
+    tune_task,
+    write_rows,
+)
 from neko.data.jsonl import write_jsonl
 from neko.data.schema import Example
 from neko.errors import NekoError
@@ -233,6 +241,21 @@ def test_tune_gate_command_writes_the_chosen_rules_and_refuses_test_files(tmp_pa
     test.write_bytes(dev.read_bytes())
     result = runner.invoke(app, ["tune-gate", str(test), "--model", str(path)])
     assert isinstance(result.exception, NekoError) and "looks like a test file" in str(result.exception)
+
+
+def test_saved_evidence_is_reused_only_for_the_same_model_and_examples(tmp_path):
+    saved = rows(
+        "asr", [("d", ["the cat sad", "the cat sat"], "the cat sat", "the cat sat", 2.0, -1.0, True)]
+    )
+    examples = [r.example for r in saved]
+    path = tmp_path / "evidence.jsonl"
+    write_rows(path, saved, model="weights-a")
+    assert read_rows(path, examples, model="weights-a") == saved
+    with pytest.raises(NekoError, match=r"evidence\.jsonl: holds the evidence of another model"):
+        read_rows(path, examples, model="weights-b")
+    edited = [replace(examples[0], reference="the cat sang")]  # same id, another reference
+    with pytest.raises(NekoError, match=r"evidence\.jsonl: holds the evidence of other examples"):
+        read_rows(path, edited, model="weights-a")
 
 
 def test_a_domain_touched_for_a_gain_too_small_to_trust_is_left_alone():

@@ -259,7 +259,14 @@ def tune_gate_command(
         from neko.correct.corrector import Corrector
         from neko.correct.gate_report import print_tunings, write_tunings
         from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
-        from neko.correct.tuning import collect_rows, read_rows, save_gate_settings, tune_rows, write_rows
+        from neko.correct.tuning import (
+            collect_rows,
+            model_fingerprint,
+            read_rows,
+            save_gate_settings,
+            tune_rows,
+            write_rows,
+        )
         from neko.data.selection import first_per_dataset, load_scored_examples
         from neko.evaluate.report import wide_console
         from neko.resources import NEKO_JSON
@@ -281,7 +288,7 @@ def tune_gate_command(
     if not examples:
         raise NekoError(f"{data[0]}: no examples")
     if evidence is not None and evidence.exists():
-        rows = read_rows(evidence, examples)
+        rows = read_rows(evidence, examples, model_fingerprint(model_dir))
     else:
         transformers_logging.disable_progress_bar()
         with start_up():
@@ -289,7 +296,7 @@ def tune_gate_command(
         with progress_bar("correcting", len(examples), quiet) as corrector.progress:
             rows = collect_rows(corrector, examples, batch_size)
         if evidence is not None:
-            write_rows(evidence, rows)
+            write_rows(evidence, rows, model_fingerprint(model_dir))
     tunings = tune_rows(rows)
     print_tunings(tunings, wide_console())
     if out is not None:

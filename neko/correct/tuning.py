@@ -31,6 +31,7 @@ taken, the 1-best elsewhere) shows how selective the model has to be. The choice
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -40,8 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from neko.correct.corrector import Corrector
+from neko.correct.engines import ONNX_MODEL_FILE
 from neko.correct.gate import Evidence, GateRule
 from neko.correct.model_dir import read_model_info, write_model_info
+from neko.correct.onnx_lm import weights_digest
 from neko.correct.safety import SafetyValve
 from neko.data.schema import Example
 from neko.errors import NekoError
@@ -293,8 +296,17 @@ STATS_METRICS = {"bleu": _BleuStats, "gleu": _GleuStats}
 """Metrics replayed from per-sentence statistics."""
 
 
-def write_rows(path: Path, rows: Sequence[Row]) -> None:
-    """Save collected rows, so the gate can be tuned again without running the model."""
+def model_fingerprint(model_dir: Path) -> str:
+    """The digest of the weights gate evidence comes from: the safetensors, or an export's model.onnx."""
+    digest = weights_digest(model_dir)
+    if digest is None:
+        digest = hashlib.sha256((model_dir / ONNX_MODEL_FILE).read_bytes()).hexdigest()
+    return digest
+
+
+def write_rows(path: Path, rows: Sequence[Row], model: str) -> None:
+    """Save rows collected with the model of fingerprint `model` (a first line names it), so the gate
+    can be tuned again without running the model."""
     records = (
         {
             "example": r.example.to_dict(),
@@ -303,13 +315,17 @@ def write_rows(path: Path, rows: Sequence[Row]) -> None:
         }
         for r in rows
     )
-    write_json_lines(path, records)
+    write_json_lines(path, [{"evidence_of_model": model}, *records])
 
 
-def read_rows(path: Path, examples: Sequence[Example]) -> list[Row]:
-    """Rows saved by `write_rows`; they must be of exactly `examples`, in order."""
+def read_rows(path: Path, examples: Sequence[Example], model: str) -> list[Row]:
+    """Rows saved by `write_rows` from the model of fingerprint `model`; they must be of exactly
+    `examples` (ids, hypotheses, references), in order."""
+    records = read_json_lines(path)
+    _, _, header = next(records, (None, None, None))
+    fingerprint = header.get("evidence_of_model") if isinstance(header, dict) else None
     rows = []
-    for where, _, record in read_json_lines(path):
+    for where, _, record in records:
         try:
             rows.append(
                 Row(
@@ -320,7 +336,9 @@ def read_rows(path: Path, examples: Sequence[Example]) -> list[Row]:
             )
         except (KeyError, TypeError, ValueError):
             raise NekoError(f"{where}: not a gate evidence record") from None
-    if [r.example.id for r in rows] != [e.id for e in examples]:
+    if fingerprint != model:
+        raise NekoError(f"{path}: holds the evidence of another model; delete it to collect it again")
+    if [r.example for r in rows] != list(examples):
         raise NekoError(f"{path}: holds the evidence of other examples; delete it to collect it again")
     return rows
 
