@@ -317,6 +317,25 @@ def test_a_task_whose_dev_data_shows_one_domain_only_reranks():
     assert tuning.best.taken == {"1-best": 2 * MIN_DATASET}
 
 
+def test_a_dev_set_too_small_to_judge_on_keeps_the_gate_closed():
+    rerankable = (
+        "atis",
+        ["flight to boston", "flights to boston"],
+        "flights to boston",
+        "flights to boston",
+        -1.0,
+        -2.0,
+        True,
+    )
+    tuning = tune_task("asr", rows("asr", [rerankable] * (MIN_DATASET - 1)), Scorer(errant=False))
+    assert tuning.caution == "closed" and tuning.best.taken == {"1-best": MIN_DATASET - 1}
+    assert tuning.rejected == {
+        "reranking familiar input": f"no dev domain has the {MIN_DATASET} examples to judge it on"
+    }
+    judged = tune_task("asr", rows("asr", [rerankable] * MIN_DATASET), Scorer(errant=False))
+    assert judged.caution == "reranking familiar input"  # enough examples: the careful level is tried
+
+
 def test_a_gain_on_one_dataset_of_a_domain_cannot_hide_the_damage_to_another():
     fix = ("modern/captions", ["a dog run"], "a dog runs", "a dog runs", 0.9, -2.0, True)
     harm = (

@@ -21,8 +21,8 @@ conservatively:
   domain, nor any dataset within it, lose more than `MIN_DOMAIN_GAIN`: each dev domain in turn plays a
   domain the model's users bring and the dev data does not show (real ATIS lists against synthetic
   ones, JFLEG against synthetic grammar noise), and under which the chosen setting's gain on every
-  domain it changes survives a paired bootstrap (`CONFIDENCE`). When every level fails, the gate stays
-  closed.
+  domain it changes survives a paired bootstrap (`CONFIDENCE`). When every level fails, or no dev
+  domain has the `MIN_DATASET` examples to judge a setting on, the gate stays closed.
 
 The risk-coverage curve of each task (the metric when the k outputs with the largest margins are
 taken, the 1-best elsewhere) shows how selective the model has to be. The choice goes into
@@ -361,7 +361,13 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
         else {}
     )
     rejected: dict[str, str] = {}
-    for caution in CAUTION_LEVELS if held_out_folds else CAUTION_LEVELS[-1:]:
+    levels = CAUTION_LEVELS if held_out_folds else CAUTION_LEVELS[-1:]
+    if not judged:  # nothing to check a setting's harm or luck on: every example keeps its 1-best
+        rejected = {
+            level.name: f"no dev domain has the {MIN_DATASET} examples to judge it on" for level in levels
+        }
+        levels = ()
+    for caution in levels:
         held_out = _held_out_results(replay, held_out_folds, caution)
         harmed = [
             name
