@@ -68,6 +68,7 @@ def test_an_out_of_domain_input_is_left_alone():
 
 def test_a_small_margin_keeps_the_1_best_and_an_unchanged_output_is_unchanged():
     assert RULE.decide(evidence(margin=0.1)) == ("rerank", "low margin")
+    assert RULE.decide(evidence(margin=math.nan))[1] == "low margin"  # as tuning's replay counts it
     assert RULE.decide(evidence(output="show flights to austin")) == ("unchanged", None)
 
 

@@ -118,7 +118,7 @@ class GateRule:
             return "unsupported edit"
         if not self._familiar(evidence):
             return "unfamiliar input"
-        if evidence.margin < self.accept_margin:
+        if not evidence.margin >= self.accept_margin:  # a NaN margin is low, as in tuning's replay
             return "low margin"
         return None
 
