@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from correct_fixtures import make_model_dir, random_inputs
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerFast
@@ -108,6 +109,7 @@ def test_what_the_onnx_engine_cannot_do_is_one_line(model_dir, tmp_path):
         corrector.engine = "copy"
     with pytest.raises(NekoError, match="runs on the CPU"):
         Corrector.from_pretrained(model_dir, device="cuda", engine="onnx")
+    assert Corrector.from_pretrained(model_dir, device=torch.device("cpu"), engine="onnx").engine == "onnx"
     bare = make_model_dir(tmp_path / "bare")
     with pytest.raises(NekoError, match=r"has no model.onnx.*neko export"):
         Corrector.from_pretrained(bare, engine="onnx")

@@ -134,7 +134,7 @@ class Corrector:
         if chosen == "onnx":
             from neko.correct.onnx_lm import OnnxLM, StaleExport
 
-            if device not in (None, "auto", "cpu"):
+            if device is not None and str(device) not in ("auto", "cpu"):  # a torch.device("cpu") too
                 raise NekoError(
                     f"the onnx engine runs on the CPU, not on {device!r}; use --engine copy there"
                 )
