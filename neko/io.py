@@ -313,14 +313,6 @@ def _decode_line(data: bytes, where: str, first: bool) -> str:
     return line.removeprefix(BOM) if first else line
 
 
-def open_text(path: str | Path) -> IO[str]:
-    """A UTF-8 text file (gzipped when the name ends in `.gz`) to read as it goes; prefer `read_lines`,
-    which also splits on "\\n" only and drops a byte-order mark."""
-    if is_compressed(path):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 @contextmanager
 def _maybe_gunzip(raw: IO[bytes], compressed: bool) -> Iterator[IO[bytes]]:
     if not compressed:

@@ -6,9 +6,10 @@ place. The gate sees, per example, what the model already knows (`Evidence`):
 - `margin`: how much more likely the model finds its output than the 1-best (mean token
   log-probability of each as the answer to the prompt). A fix the model is sure of has a clear margin;
   an output it merely prefers by a hair is a coin toss.
-- `familiarity`: the mean token log-probability the model gives the 1-best hypothesis as text: how
-  much the input looks like what it was trained on. A model that has never seen a domain "corrects"
-  it towards the domains it knows, fluently and wrongly; low familiarity is the warning.
+- `familiarity`: the mean token log-probability the model gives the prompt as text (every hypothesis
+  it shows, the special markers left out): how much the input looks like what it was trained on. A
+  model that has never seen a domain "corrects" it towards the domains it knows, fluently and
+  wrongly; low familiarity is the warning.
 - `supported`: every span the output changes also occurs in another hypothesis (with a word of
   context). N-best lists hold most real fixes; a change no hypothesis proposes is the model's
   invention.
