@@ -15,6 +15,7 @@ and, where there is one, the line.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -94,6 +95,11 @@ def _check_parent(path: Path, parent: Path) -> None:
 # Writing
 
 
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS}
+"""Errors of the storage itself (full, over quota, failing, read-only): a one-line error naming the
+file being written, whichever write, flush or fsync met them."""
+
+
 @contextmanager
 def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[IO[str]]:
     """A UTF-8 text handle whose content replaces `path` when the block ends without an error.
@@ -104,7 +110,10 @@ def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[I
     target = check_writable(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+    except OSError as error:
+        raise NekoError(f"{path}: cannot write ({_reason(error)})") from None
     try:
         with os.fdopen(descriptor, "wb") as raw:
             compress = is_compressed(path) if compressed is None else compressed
@@ -122,6 +131,11 @@ def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[I
         if target.exists():
             os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
         os.replace(temporary, target)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno in STORAGE_ERRORS:
+            raise NekoError(f"{path}: cannot write ({_reason(error)})") from None
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

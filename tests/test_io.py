@@ -3,6 +3,7 @@ property-based tests (random examples round-trip; random bytes give a one-line e
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import json
@@ -88,6 +89,21 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         handle.write("half")
         raise RuntimeError("killed")
     assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_a_full_disk_is_a_one_line_error_that_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "a.txt"
+    path.write_text("old\n")
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(NekoError, match=r"a\.txt: cannot write \(No space left on device\)"):
+        write_text(path, "new\n")
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+    with pytest.raises(PermissionError), atomic_write(path):  # the block's own errors pass through
+        raise PermissionError(errno.EACCES, "elsewhere")
 
 
 def test_a_lone_surrogate_cannot_be_written(tmp_path):
