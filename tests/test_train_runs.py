@@ -153,8 +153,11 @@ def test_a_finished_run_resumes_from_its_final_checkpoint_despite_a_torn_log_lin
         out.write('{"step": 4, "lo')  # a kill in the middle of a write
     assert [m["step"] for m in read_metrics(tmp_path / "run")] == [1, 2, 3]
     weights = (tmp_path / "run" / "model" / "model.safetensors").read_bytes()
+    checkpoints = tmp_path / "run" / "checkpoints"
+    shutil.copytree(checkpoints / "step-00000003", checkpoints / "step-00000003.bak")  # the user's copy
     train(load_config(config), resume=True)
     assert (tmp_path / "run" / "model" / "model.safetensors").read_bytes() == weights
+    assert (checkpoints / "step-00000003.bak").exists()
     assert metrics.read_text().count("\n") == 3 and metrics.read_text().endswith("\n")
 
 

@@ -37,8 +37,10 @@ class Checkpoints:
         if not self.directory.exists():
             return []
         found = [
-            p for p in self.directory.iterdir() if p.name.startswith(PREFIX) and (p / STATE_FILE).exists()
-        ]
+            p
+            for p in self.directory.iterdir()
+            if p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit() and (p / STATE_FILE).exists()
+        ]  # a copy such as step-00000100.bak is the user's, not a checkpoint
         return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
 
     def latest(self) -> Path | None:
