@@ -177,6 +177,8 @@ def test_the_evidence_comes_from_the_model(scripted):
     assert found.pick == hypotheses[max(range(3), key=lambda k: (scores[k], -k))]
     assert math.isfinite(found.familiarity) and found.familiarity < 0
     assert (correction.decision, correction.text) == ("model", SCRIPT)
+    with pytest.raises(NekoError, match="evidence is what the gate decides on: it needs a gate"):
+        corrector.correct([Example("x", "asr", hypotheses)], gate=False, evidence=True)
 
 
 def test_the_tuned_gate_is_saved_and_used_per_task(scripted):

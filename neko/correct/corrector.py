@@ -227,6 +227,8 @@ class Corrector:
     ) -> list[Correction]:
         if num_beams < 1:
             raise NekoError(f"num_beams must be at least 1, got {num_beams}")
+        if evidence and gate is False:
+            raise NekoError("evidence is what the gate decides on: it needs a gate (gate=True or a GateRule)")
         full_outputs = full_outputs or evidence
         rules = None if gate is False else [self._gate_rule(item.task.name, gate) for item in items]
         valves = [self._valve(item.task.name, safety_valve) for item in items]
