@@ -256,6 +256,19 @@ def test_saved_evidence_is_reused_only_for_the_same_model_and_examples(tmp_path)
     assert read_rows(path, examples, model="weights-a") == saved
     with pytest.raises(NekoError, match=r"evidence\.jsonl: holds the evidence of another model"):
         read_rows(path, examples, model="weights-b")
+    record = json.loads(path.read_text().splitlines()[1])
+    for field, value, kind in [
+        ("margin", "x", "a number"),
+        ("supported", 1, "true or false"),
+        ("best", None, "a string"),
+    ]:
+        damaged = tmp_path / f"damaged-{field}.jsonl"
+        bad = {**record, "evidence": {**record["evidence"], field: value}}
+        damaged.write_text(path.read_text().splitlines()[0] + "\n" + json.dumps(bad) + "\n")
+        with pytest.raises(
+            NekoError, match=rf"damaged-{field}\.jsonl:2: field 'evidence\.{field}' must be {kind}"
+        ):
+            read_rows(damaged, examples, model="weights-a")
     edited = [replace(examples[0], reference="the cat sang")]  # same id, another reference
     with pytest.raises(NekoError, match=r"evidence\.jsonl: holds the evidence of other examples"):
         read_rows(path, edited, model="weights-a")

@@ -330,7 +330,7 @@ def read_rows(path: Path, examples: Sequence[Example], model: str) -> list[Row]:
             rows.append(
                 Row(
                     Example.from_dict(record["example"], where),
-                    Evidence(**record["evidence"]),
+                    _evidence(record["evidence"], where),
                     float(record["needed_edit_rate"]),
                 )
             )
@@ -341,6 +341,29 @@ def read_rows(path: Path, examples: Sequence[Example], model: str) -> list[Row]:
     if [r.example for r in rows] != list(examples):
         raise NekoError(f"{path}: holds the evidence of other examples; delete it to collect it again")
     return rows
+
+
+TEXT, NUMBER, FLAG = ((str,), "a string"), ((int, float), "a number"), ((bool,), "true or false")
+EVIDENCE_FIELDS = {
+    "output": TEXT,
+    "best": TEXT,
+    "pick": TEXT,
+    "margin": NUMBER,
+    "rerank_margin": NUMBER,
+    "familiarity": NUMBER,
+    "supported": FLAG,
+}
+
+
+def _evidence(fields: dict, where: str) -> Evidence:
+    """Saved evidence, each field of its type (a wrong one would only fail deep in the replay)."""
+    for name, (types, kind) in EVIDENCE_FIELDS.items():
+        value = fields.get(name)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise NekoError(f"{where}: field 'evidence.{name}' must be {kind}")
+    if not isinstance(fields.get("valve_reason"), str | None):
+        raise NekoError(f"{where}: field 'evidence.valve_reason' must be a string or null")
+    return Evidence(**fields)
 
 
 def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
