@@ -107,6 +107,25 @@ def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[I
     `compressed` (default: the name ends in `.gz`) gzips the content; the gzip header carries no
     time stamp, so the same content gives the same bytes.
     """
+    with atomic_binary(path) as raw:
+        compress = is_compressed(path) if compressed is None else compressed
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw
+        handle = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        try:
+            yield handle
+        except UnicodeEncodeError as error:
+            raise NekoError(f"{path}: cannot write {_describe(error.object[error.start])}") from None
+        finally:
+            handle.flush()
+            handle.detach()  # `raw` stays open for atomic_binary's fsync
+        if compress:
+            stream.close()  # writes the gzip trailer
+
+
+@contextmanager
+def atomic_binary(path: str | Path) -> Iterator[IO[bytes]]:
+    """A binary handle whose content replaces `path` (its mode kept) when the block ends without an
+    error, synced to disk first; on an error the old file stays and no temporary is left."""
     target = check_writable(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
@@ -116,18 +135,9 @@ def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[I
         raise NekoError(f"{path}: cannot write ({_reason(error)})") from None
     try:
         with os.fdopen(descriptor, "wb") as raw:
-            compress = is_compressed(path) if compressed is None else compressed
-            stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw
-            with io.TextIOWrapper(stream, encoding="utf-8", newline="") as handle:
-                try:
-                    yield handle
-                except UnicodeEncodeError as error:
-                    raise NekoError(f"{path}: cannot write {_describe(error.object[error.start])}") from None
-                handle.flush()
-                if compress:
-                    stream.close()  # writes the gzip trailer; `raw` stays open for the fsync
-                raw.flush()
-                os.fsync(raw.fileno())
+            yield raw
+            raw.flush()
+            os.fsync(raw.fileno())
         if target.exists():
             os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
         os.replace(temporary, target)
@@ -182,6 +192,18 @@ def write_text(path: str | Path, text: str, compressed: bool | None = None) -> N
     """Replace `path` with `text` atomically (gzipped when the name ends in `.gz`)."""
     with atomic_write(path, compressed) as handle:
         handle.write(text)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_binary(path) as handle:
+        handle.write(data)
+
+
+def write_figure(path: str | Path, figure: Any, dpi: int) -> None:
+    """A matplotlib figure saved as `path` (its format from the name) in one atomic write."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
+    write_bytes(path, buffer.getvalue())
 
 
 def write_json(path: str | Path, value: Any, indent: int | None = 2) -> None:

@@ -9,7 +9,6 @@ of runs that logged only that; dashed verticals mark where a stage starts.
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-TASKS = ("asr", "st", "ocr", "tec")
+from neko.io import write_figure
+from neko.train.metrics import read_metrics
 
 
 def smooth(points: list[tuple[int, float]], window: int) -> tuple[list[int], list[float]]:
@@ -35,11 +35,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--window", type=int, default=10, help="log lines per moving average")
     args = parser.parse_args()
-    curves: dict[str, list[tuple[int, float]]] = {task: [] for task in TASKS}
+    curves: dict[str, list[tuple[int, float]]] = {}
     dev: dict[str, list[tuple[int, float]]] = {}
     starts, offset = [], 0
     for run in args.runs:
-        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        lines = read_metrics(run)
         starts.append((offset, run.name))
         for line in lines:
             keys = [key for key in line if key.startswith("dev_loss_")]
@@ -47,13 +47,14 @@ def main() -> None:
                 keys = ["dev_loss"]
             for key in keys:
                 dev.setdefault(key.removeprefix("dev_loss_"), []).append((offset + line["step"], line[key]))
-            for task in TASKS:
-                if f"loss_{task}" in line:
-                    curves[task].append((offset + line["step"], line[f"loss_{task}"]))
+            for key in line:
+                if key.startswith("loss_"):  # the training loss of one task, whichever tasks the run has
+                    task = key.removeprefix("loss_")
+                    curves.setdefault(task, []).append((offset + line["step"], line[key]))
         offset += max(line["step"] for line in lines)
     figure, axis = plt.subplots(figsize=(8, 4.5))
     colours = {}
-    for task, points in curves.items():
+    for task, points in sorted(curves.items()):
         if points:
             [line] = axis.plot(*smooth(points, args.window), label=f"train {task}", linewidth=1.2)
             colours[task] = line.get_color()
@@ -71,7 +72,7 @@ def main() -> None:
     axis.set_ylabel("loss (nats per target token)")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(args.out, dpi=110)
+    write_figure(args.out, figure, dpi=110)
     print(f"wrote {args.out}")
 
 

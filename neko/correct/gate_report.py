@@ -23,7 +23,7 @@ from neko.correct.tuning import Row, TaskTuning, describe_rule, risk_coverage
 from neko.data.schema import Example
 from neko.evaluate.metrics import Scorer
 from neko.evaluate.report import OVERALL
-from neko.io import write_json, write_text
+from neko.io import write_figure, write_json, write_text
 
 RISK_COVERAGE_PNG = "risk-coverage.png"
 
@@ -202,6 +202,8 @@ def plot_risk_coverage(
         axis.set_ylabel(metric)
         axis.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        write_figure(path, figure, dpi=110)
+    finally:
+        plt.close(figure)
     return path

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from neko.errors import NekoError
+from neko.io import write_figure
 
 
 def validate_routing_stats(stats: Any, where: str = "routing stats") -> dict[str, Any]:
@@ -108,9 +109,10 @@ def _plot_panels(values: np.ndarray, tasks: list[str], title: str, colorbar_labe
     fig.suptitle(title, fontsize=11)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label=colorbar_label)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        write_figure(path, fig, dpi=120)
+    finally:
+        plt.close(fig)
     return path
 
 
