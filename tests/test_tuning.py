@@ -8,6 +8,7 @@ import math
 import re
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from correct_fixtures import make_model_dir, script_outputs
 from typer.testing import CliRunner
@@ -20,6 +21,7 @@ from neko.correct.model_dir import read_model_info
 from neko.correct.tuning import (
     MIN_DATASET,
     Row,
+    _BleuStats,
     read_rows,
     save_gate_settings,
     tune_gate,
@@ -29,7 +31,7 @@ from neko.correct.tuning import (
 from neko.data.jsonl import write_jsonl
 from neko.data.schema import Example
 from neko.errors import NekoError
-from neko.evaluate.metrics import Scorer
+from neko.evaluate.metrics import Scorer, bleu
 
 RULE = GateRule(accept_margin=0.2, rerank_margin=0.3, min_familiarity=-5.0, require_support=True)
 
@@ -272,6 +274,30 @@ def test_saved_evidence_is_reused_only_for_the_same_model_and_examples(tmp_path)
     edited = [replace(examples[0], reference="the cat sang")]  # same id, another reference
     with pytest.raises(NekoError, match=r"evidence\.jsonl: holds the evidence of other examples"):
         read_rows(path, edited, model="weights-a")
+
+
+def test_bleu_replayed_from_sentence_statistics_is_sacrebleus_corpus_bleu():
+    # the replay reads sacrebleu's per-sentence statistics through its private helpers: this holds it
+    # to the public corpus score for any choice
+    references = [["el gato se sienta"], ["un perro corre en el parque", "el perro corre"], ["hola mundo"]]
+    texts = [
+        ["el gato sienta", "un gato se sienta", "el gato se sienta"],
+        ["un perro corre", "el perro corre en el parque", "un perro corre en el parque"],
+        ["hola", "hola mundo", "adios mundo"],
+    ]
+    saved = [
+        Row(
+            Example(f"e{i}", "st", row, reference=refs[0], extra_references=refs[1:]),
+            Evidence(row[2], row[0], row[1], 0.0, 0.0, 0.0, True),
+            0.0,
+        )
+        for i, (row, refs) in enumerate(zip(texts, references, strict=True))
+    ]
+    replayed = _BleuStats(saved, texts)
+    for choice in ([0, 0, 0], [1, 2, 0], [2, 2, 2], [0, 1, 2]):
+        chosen = [row[k] for row, k in zip(texts, choice, strict=True)]
+        expected, _ = bleu(chosen, references)
+        assert replayed.score(np.array(choice), np.arange(3)) == pytest.approx(expected)
 
 
 def test_a_domain_touched_for_a_gain_too_small_to_trust_is_left_alone():
