@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from test_train_runs import config_file
 from train_fixtures import Stop, counted_optimizer_steps
 
@@ -114,6 +114,19 @@ def test_damaged_parked_weights_are_one_line_naming_the_file(tmp_path):
     shutil.rmtree(tmp_path / "run")
     shutil.copytree(tmp_path / "parked", tmp_path / "run")
     with pytest.raises(NekoError, match=r"step-00000002/model.safetensors: cannot read the weights"):
+        train(load_config(config), resume=True)
+
+
+def test_parked_weights_of_other_shapes_are_one_line_naming_the_tensor(tmp_path):
+    config = stopped_run(tmp_path, steps=8, stop_after=3)
+    park(tmp_path / "run", tmp_path / "parked")
+    weights = tmp_path / "parked" / "checkpoints" / "step-00000002" / "model.safetensors"
+    tensors = load_file(weights)
+    name = next(n for n in tensors if n.endswith("embed_tokens.weight"))
+    save_file({**tensors, name: tensors[name][:-1].contiguous()}, weights)
+    shutil.rmtree(tmp_path / "run")
+    shutil.copytree(tmp_path / "parked", tmp_path / "run")
+    with pytest.raises(NekoError, match=rf"model.safetensors: weights of another model \({name} is \["):
         train(load_config(config), resume=True)
 
 

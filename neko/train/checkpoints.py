@@ -108,6 +108,12 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     if missing or unexpected:
         names = ", ".join((missing + unexpected)[:3])
         raise NekoError(f"{path}: weights of another model ({names} missing or unexpected)")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise NekoError(
+                f"{path}: weights of another model ({name} is {list(tensor.shape)}, "
+                f"the model's {list(expected[name].shape)})"
+            )
     with torch.no_grad():
         for name, tensor in tensors.items():
             expected[name].copy_(tensor.to(expected[name].dtype))
