@@ -34,8 +34,9 @@ def print_tunings(tunings: dict[str, TaskTuning], console: Console) -> None:
             title=f"{tuning.task}: {tuning.metric} on {tuning.examples} dev examples, "
             f"{tuning.trials} settings tried"
         )
-        for column in ("dataset", "1-best", "gated (chosen)", "boldest harmless", "tuned without it"):
-            table.add_column(column, justify="right" if column != "dataset" else "left")
+        # rows per domain (a dataset name's first part): what the tuning judges a setting on
+        for column in ("domain", "1-best", "gated (chosen)", "boldest harmless", "tuned without it"):
+            table.add_column(column, justify="right" if column != "domain" else "left")
         for name, one_best in tuning.one_best_per_dataset.items():
             held_out = tuning.held_out.get(name)
             table.add_row(
