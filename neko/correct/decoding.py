@@ -68,29 +68,11 @@ def copy_generate(
             rows[r].lookup.draft(rows[r].tokens, min(draft_tokens, max_new_tokens - len(rows[r].tokens) - 1))
             for r in active
         ]
-        width = 1 + max(len(d) for d in drafts)
-        step = torch.full((len(active), width), pad_id, dtype=torch.long)
-        step[:, 0] = pending
-        for k, draft in enumerate(drafts):
-            step[k, 1 : 1 + len(draft)] = torch.tensor(draft, dtype=torch.long)
-        lengths = torch.tensor([1 + len(d) for d in drafts])
-        step_mask = (torch.arange(width) < lengths[:, None]).to(mask.dtype).to(device)
+        step, step_mask = _pack_drafts(pending, drafts, pad_id, mask.dtype, device)
         mask = torch.cat([mask, step_mask], dim=-1)
-        step_positions = positions[:, None] + torch.arange(width, device=device)
-        hidden = model.base_model(
-            input_ids=step.to(device),
-            attention_mask=mask,
-            position_ids=step_positions,
-            cache=cache,
-            use_cache=True,
-        ).last_hidden_state
-        # logits of the fed positions only: the padding of short drafts needs none
-        fed = step_mask.bool()
-        greedy = torch.zeros(fed.shape, dtype=torch.long, device=device)
-        greedy[fed] = model.get_output_embeddings()(hidden[fed]).argmax(-1)
-        matches = (greedy[:, :-1] == step[:, 1:].to(device)) & step_mask[:, 1:].bool()
-        accepted = matches.long().cumprod(-1).sum(-1)
+        greedy, accepted = _verify(model, cache, step, step_mask, mask, positions)
         # fed positions past the accepted draft hold junk: hole them out of attention
+        width = step.shape[1]
         mask[:, -width:] = (torch.arange(width, device=device) <= accepted[:, None]).to(mask.dtype)
         positions = positions + accepted + 1
         pending = greedy.gather(1, accepted[:, None]).squeeze(1)
@@ -98,6 +80,45 @@ def copy_generate(
             rows[r].take(row_greedy[: n + 1], eos_id, max_new_tokens)
         cache, mask = _squeeze_holes(cache, mask, prompt_width)
     return [row.result() for row in rows]
+
+
+def _pack_drafts(
+    pending: torch.Tensor, drafts: list[list[int]], pad_id: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's input per row, its pending token then its draft (right-padded), and the step's mask."""
+    width = 1 + max(len(d) for d in drafts)
+    step = torch.full((len(drafts), width), pad_id, dtype=torch.long)
+    step[:, 0] = pending
+    for k, draft in enumerate(drafts):
+        step[k, 1 : 1 + len(draft)] = torch.tensor(draft, dtype=torch.long)
+    lengths = torch.tensor([1 + len(d) for d in drafts])
+    step_mask = (torch.arange(width) < lengths[:, None]).to(dtype).to(device)
+    return step.to(device), step_mask
+
+
+def _verify(
+    model: torch.nn.Module,
+    cache,
+    step: torch.Tensor,
+    step_mask: torch.Tensor,
+    mask: torch.Tensor,
+    positions: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's greedy token after each fed position of `step` (one pass, written into `cache`),
+    and per row how many of its draft tokens greedy search would have written (the longest prefix)."""
+    hidden = model.base_model(
+        input_ids=step,
+        attention_mask=mask,
+        position_ids=positions[:, None] + torch.arange(step.shape[1], device=step.device),
+        cache=cache,
+        use_cache=True,
+    ).last_hidden_state
+    # logits of the fed positions only: the padding of short drafts needs none
+    fed = step_mask.bool()
+    greedy = torch.zeros(fed.shape, dtype=torch.long, device=step.device)
+    greedy[fed] = model.get_output_embeddings()(hidden[fed]).argmax(-1)
+    matches = (greedy[:, :-1] == step[:, 1:]) & fed[:, 1:]
+    return greedy, matches.long().cumprod(-1).sum(-1)
 
 
 def _prefill(
