@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(
+  python3 python3-venv                                                      # the virtual environment
   flite sox libsox-fmt-all festival festvox-us-slt-hts festvox-kallpc16k   # speech synthesis
   tesseract-ocr tesseract-ocr-eng                                           # OCR
   apertium apertium-eng-spa                                                 # machine translation
