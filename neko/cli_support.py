@@ -23,6 +23,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from neko.errors import NekoError
 from neko.resources import DEFAULT_MODEL_NAME
@@ -41,7 +42,7 @@ def run_app(app: typer.Typer) -> None:
     try:
         app()
     except NekoError as error:
-        stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

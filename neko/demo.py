@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from neko.cli_support import ModelOption, start_up
@@ -63,10 +64,10 @@ def demo_command(
         before = scorer.score(metric, [example], [example.best_hypothesis])
         after = scorer.score(metric, [example], [correction.text])
         note = f" (fell back to {corrector.fallback_target([correction])})" if correction.fell_back else ""
-        console.rule(f"{example.task} · {example.dataset} · {example.id}", style="dim")
-        console.print(f"[bold]recognizer[/]  {example.best_hypothesis}", highlight=False)
-        console.print(f"[bold]neko[/]        {correction.text}{note}", highlight=False)
-        console.print(f"[bold]reference[/]   {example.reference}", highlight=False)
+        console.rule(escape(f"{example.task} · {example.dataset} · {example.id}"), style="dim")
+        console.print(f"[bold]recognizer[/]  {escape(example.best_hypothesis)}", highlight=False)
+        console.print(f"[bold]neko[/]        {escape(correction.text + note)}", highlight=False)
+        console.print(f"[bold]reference[/]   {escape(str(example.reference))}", highlight=False)
         console.print(f"{get_metric(metric).label}: {before:.1f} -> {after:.1f}", highlight=False)
         by_task[example.task].append((example, correction.text))
     table = Table(title=f"{corrector.name} on {examples.name}")

@@ -107,6 +107,11 @@ def test_validate_refuses_an_unknown_task(neko_cli, tmp_path):
     one_line_error(neko_cli("data", "validate", data), "d.jsonl:1: unknown task 'asrr'")
 
 
+def test_brackets_in_an_error_are_printed_as_written(neko_cli, tmp_path):
+    data = write_lines(tmp_path / "d.jsonl", {**GOOD, "task": "[/usr/bin] [bold]x"})
+    one_line_error(neko_cli("data", "validate", data), "d.jsonl:1: unknown task '[/usr/bin] [bold]x'")
+
+
 def test_a_lone_surrogate_is_refused_by_every_command(neko_cli, tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text('{"id": "a", "task": "asr", "hypotheses": ["x \\ud800 y"]}\n')

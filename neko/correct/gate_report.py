@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from neko.correct.corrector import Correction
@@ -40,7 +41,7 @@ def print_tunings(tunings: dict[str, TaskTuning], console: Console) -> None:
         for name, one_best in tuning.one_best_per_dataset.items():
             held_out = tuning.held_out.get(name)
             table.add_row(
-                name,
+                escape(name),
                 f"{one_best:.2f}",
                 f"{tuning.best.per_dataset[name]:.2f}",
                 f"{tuning.boldest.per_dataset[name]:.2f}",
@@ -52,7 +53,8 @@ def print_tunings(tunings: dict[str, TaskTuning], console: Console) -> None:
         console.print(table)
         rejected = ", ".join(f"{level!r} {reason}" for level, reason in tuning.rejected.items())
         console.print(
-            f"  caution: {tuning.caution}" + (f" (bolder levels failed: {rejected})" if rejected else "")
+            f"  caution: {tuning.caution}"
+            + (f" (bolder levels failed: {escape(rejected)})" if rejected else "")
         )
         console.print(
             f"  chosen: {describe_rule(tuning.best.rule, tuning.best.max_edit_rate)}; "

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from neko.cli_support import MODEL_HELP, start_up
 from neko.data.grouping import GROUP_BY_HELP, group_examples
@@ -115,7 +116,7 @@ def run_model(
         )
     decisions = Counter(c.decision for c in corrections)
     summary = ", ".join(f"{decisions[d]} {d}" for d in DECISIONS if decisions[d])
-    console.print(f"{corrector.name}: {len(examples)} corrected; the text is {summary}")
+    console.print(escape(f"{corrector.name}: {len(examples)} corrected; the text is {summary}"))
     write_outcomes(examples, corrections, Scorer(errant=False), out)
     systems = {DEFAULT_SYSTEM: {c.id: c.text for c in corrections}}
     if run.rerank:  # the gate's evidence already holds each example's rerank pick
@@ -154,7 +155,7 @@ def evaluate_and_write(
     console = console or wide_console()
     print_report(report, console)
     written = write_report(report, out)
-    console.print("wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
+    console.print(escape("wrote " + ", ".join(str(p) for p in written)), highlight=False, soft_wrap=True)
     return report
 
 

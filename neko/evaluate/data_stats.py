@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from neko.data.schema import Example
@@ -103,7 +104,7 @@ def print_stats(rows: list[StatsRow], console: Console | None = None) -> None:
     for row in rows:
         table.add_row(
             row.task,
-            row.dataset,
+            escape(row.dataset),
             str(row.examples),
             str(row.with_reference),
             f"{row.hypotheses_mean:.2f} [{row.hypotheses_min}-{row.hypotheses_max}]",

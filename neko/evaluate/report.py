@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from neko.data.schema import Example
@@ -242,7 +243,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
         for row in (r for r in report.rows if r.task == task):
             for metric in row.scores:
                 table.add_row(
-                    row.dataset,
+                    escape(row.dataset),
                     str(row.examples),
                     get_metric(metric).arrow_label,
                     *(_cell(row, metric, c) for c in columns),
@@ -250,9 +251,9 @@ def print_report(report: Report, console: Console | None = None) -> None:
                 )
         console.print(table)
     for name, signature in report.signatures.items():
-        console.print(f"[dim]{name}: {signature}[/]", highlight=False, soft_wrap=True)
+        console.print(f"[dim]{escape(name)}: {escape(signature)}[/]", highlight=False, soft_wrap=True)
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
 def write_report(report: Report, out_dir: str | Path) -> list[Path]:
