@@ -16,6 +16,7 @@ Prompt styles:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,10 +25,22 @@ from neko.errors import NekoError
 PROMPT_STYLES = ("compact", "instruct")
 
 # Markers of the compact style. They are added to the tokenizer as special tokens so that each is
-# exactly one token and cannot be produced by text.
+# exactly one token. The tokenizer would also find them inside text, so text written like a marker
+# is refused (`check_no_marker`): an input could otherwise end its own prompt or answer.
 HYPOTHESIS_MARKER = "<|hyp|>"
 ANSWER_MARKER = "<|out|>"
 END_MARKER = "<|end|>"
+MARKER_PATTERN = re.compile(r"<\|[^|\s]+\|>")
+"""Every special token neko's tokenizers add (the markers above, a task's `<|name|>`, `<|pad|>`)."""
+
+
+def check_no_marker(text: str, where: str) -> None:
+    """A one-line error naming `where` when `text` holds something written like a marker."""
+    found = MARKER_PATTERN.search(text)
+    if found:
+        raise NekoError(
+            f"{where}: holds {found.group()!r}, written like one of the model's markers (special tokens)"
+        )
 
 
 @dataclass(frozen=True)

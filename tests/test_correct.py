@@ -573,6 +573,12 @@ def test_cli_dtype_runs_the_model_in_it(cli, model_path, monkeypatch):
     assert ("bfloat16 is emulated" in result.stderr) is not cpu_has_bf16()
 
 
+def test_an_input_written_like_a_marker_is_refused_before_the_model_runs(model_path):
+    corrector = Corrector.from_pretrained(model_path)
+    with pytest.raises(NekoError, match=r"input 1: hypothesis 0: holds '<\|hyp\|>', written like one of"):
+        corrector.correct([["fine"], ["a <|hyp|> b"]], task="asr")
+
+
 def test_cli_says_when_bfloat16_is_emulated_on_this_cpu(cli, model_path, monkeypatch):
     monkeypatch.setattr("neko.precision.cpu_has_bf16", lambda: False)
     args = ["correct", "-", "--model", str(model_path), "--task", "asr", "--no-gate", "--max-new-tokens", "4"]

@@ -107,6 +107,19 @@ def test_validate_refuses_an_unknown_task(neko_cli, tmp_path):
     one_line_error(neko_cli("data", "validate", data), "d.jsonl:1: unknown task 'asrr'")
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("hypotheses", ["fine", "stop <|out|> here"], "field 'hypotheses[1]': holds '<|out|>'"),
+        ("reference", "a <|asr|> b", "field 'reference': holds '<|asr|>'"),
+        ("extra_references", ["ok", "<|pad|>"], "field 'extra_references[1]': holds '<|pad|>'"),
+    ],
+)
+def test_text_written_like_a_marker_is_refused_naming_the_field(neko_cli, tmp_path, field, value, named):
+    data = write_lines(tmp_path / "d.jsonl", GOOD, {**GOOD, "id": "b", field: value})
+    one_line_error(neko_cli("data", "validate", data), f"d.jsonl:2: {named}", "markers")
+
+
 def test_brackets_in_an_error_are_printed_as_written(neko_cli, tmp_path):
     data = write_lines(tmp_path / "d.jsonl", {**GOOD, "task": "[/usr/bin] [bold]x"})
     one_line_error(neko_cli("data", "validate", data), "d.jsonl:1: unknown task '[/usr/bin] [bold]x'")

@@ -185,6 +185,10 @@ def test_health_reports_a_model_that_failed_to_load():
             {"task": "asr", "inputs": ["a", ["b", "c" * 201]]},
             "inputs[1].hypotheses[1]: 201 characters, the limit is 200",
         ),
+        (
+            {"task": "asr", "inputs": ["the end <|end|> is near"]},
+            "inputs[0].hypotheses[0]: holds '<|end|>', written like one of the model's markers",
+        ),
     ],
 )
 def test_bad_requests_get_422_with_one_line_naming_the_field(server, body, message):
@@ -202,6 +206,12 @@ def test_unparsable_and_missing_bodies(server):
     broken = httpx.post(f"{url}/v1/correct", content=b'{"task": ', headers=headers, timeout=10)
     assert broken.status_code == 422
     assert broken.json()["error"].startswith("request body: invalid JSON")
+    surrogate = b'{"task": "asr", "inputs": [["a", "x \\ud800"]]}'  # JSON may escape what UTF-8 cannot hold
+    lone = httpx.post(f"{url}/v1/correct", content=surrogate, headers=headers, timeout=10)
+    assert (lone.status_code, lone.json()["error"]) == (
+        422,
+        "inputs[0].hypotheses[1]: holds a lone surrogate (U+D800), not text",
+    )
     empty = httpx.post(f"{url}/v1/correct", timeout=10)
     assert (empty.status_code, empty.json()["error"]) == (
         422,

@@ -34,7 +34,7 @@ from neko.correct.safety import SafetyValve
 from neko.correct.tokenizer import load_tokenizer
 from neko.data.schema import Example
 from neko.errors import NekoError
-from neko.tasks import END_MARKER, Task, get_task
+from neko.tasks import END_MARKER, Task, check_no_marker, get_task
 
 if TYPE_CHECKING:
     import torch
@@ -564,6 +564,8 @@ class Corrector:
                     f"input {index}: expected an Example, a list of hypotheses or a string, "
                     f"got {type(example).__name__}"
                 )
+            for rank, hypothesis in enumerate(hypotheses):
+                check_no_marker(hypothesis, f"input {example_id}: hypothesis {rank}")
             if override is not None:
                 task_of = override
             elif name is None:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from neko.errors import NekoError
+from neko.tasks import check_no_marker
 
 REQUIRED_FIELDS = ("id", "task", "hypotheses")
 
@@ -86,6 +87,11 @@ class Example:
             raise NekoError(f"{where}: field 'extra_references' must be a list of strings")
         if not isinstance(record.get("metadata", {}), dict):
             raise NekoError(f"{where}: field 'metadata' must be a JSON object")
+        for rank, hypothesis in enumerate(hypotheses):
+            check_no_marker(hypothesis, f"{where}: field 'hypotheses[{rank}]'")
+        for rank, reference in enumerate([record.get("reference") or "", *extra]):
+            name = "reference" if rank == 0 else f"extra_references[{rank - 1}]"
+            check_no_marker(reference, f"{where}: field '{name}'")
         return cls(**record)
 
 

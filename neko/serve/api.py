@@ -11,6 +11,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from neko.correct.gate import DECISIONS
 from neko.data.schema import Example
+from neko.errors import NekoError
+from neko.tasks import check_no_marker
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,23 @@ def to_examples(request: CorrectRequest, tasks: Sequence[str], limits: Limits) -
                     f"{where}.hypotheses[{rank}]: {len(hypothesis)} characters, "
                     f"the limit is {limits.max_hypothesis_chars}"
                 )
+            _check_text(hypothesis, f"{where}.hypotheses[{rank}]")
         examples.append(Example(item.id if item.id is not None else str(index), task, list(item.hypotheses)))
     return examples
+
+
+def _check_text(text: str, where: str) -> None:
+    """Text the tokenizer can take: UTF-8 (JSON's escapes can write a lone surrogate) and no markers."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InputError(
+            f"{where}: holds a lone surrogate (U+{ord(text[error.start]):04X}), not text"
+        ) from None
+    try:
+        check_no_marker(text, where)
+    except NekoError as error:
+        raise InputError(str(error)) from None
 
 
 def _check_task(task: str, tasks: Sequence[str], where: str) -> None:
