@@ -30,4 +30,4 @@ $neko tune-gate data/asr/hyporadise-dev.jsonl.gz data/asr/dev.jsonl.gz data/asr/
 
 $neko eval data/asr/hyporadise-test.jsonl.gz --model "$model" --batch-size 32 --out "$out/hyporadise-test"
 $neko eval work/jfleg-dev-heldout.jsonl.gz --model "$model" --batch-size 32 --out "$out/jfleg-heldout"
-bash scripts/evaluate-model.sh "$model" "$out" "${4:-4}" "${5:-10}" "${6:-1}" "${7:-50}" 754
+bash scripts/evaluate-model.sh "$model" "$out" "${4:-4}" "${5:-10}" "${6:-1}" "${7:-50}" 0  # JFLEG: held-out half above
