@@ -24,7 +24,11 @@ def test_train_dev_and_test_files(tmp_path):
     folder.mkdir()
     references = [f"show me flights from city {i} to city {i + 1}" for i in range(60)]
     tests = {name: [record(i, f"{name} sentence {i}") for i in range(3)] for name in TEST_FILES}
-    tests["atis"].append(record(99, references[0]))  # a test reference that train_atis repeats
+    dev_reference = next(r for r in references if split_of(r) != "train")
+    tests["atis"] += [
+        record(99, references[0]),
+        record(98, dev_reference),
+    ]  # test references train_atis repeats
     (folder / TRAIN_FILE).write_text(json.dumps([record(i, r) for i, r in enumerate(references)]))
     for name, file in TEST_FILES.items():
         (folder / file).write_text(json.dumps(tests[name]))
@@ -33,7 +37,7 @@ def test_train_dev_and_test_files(tmp_path):
         list(read_jsonl(tmp_path / "out" / f"hyporadise-{s}.jsonl.gz")) for s in ("train", "dev", "test")
     )
     assert sorted(counts.values()) == sorted([len(train), len(dev), len(test)])
-    assert len(test) == 10 and {e.dataset for e in test} == {f"hyporadise/{n}" for n in TEST_FILES}
+    assert len(test) == 11 and {e.dataset for e in test} == {f"hyporadise/{n}" for n in TEST_FILES}
     assert {e.dataset: e.metadata["zero_shot"] for e in test} == {
         "hyporadise/atis": False,
         "hyporadise/wsj": True,
@@ -42,7 +46,7 @@ def test_train_dev_and_test_files(tmp_path):
     assert all(split_of(e.reference) != "train" for e in dev)
     assert all(split_of(e.reference) == "train" for e in train)
     test_references = {normalize(e.reference) for e in test}
-    assert not test_references & {normalize(e.reference) for e in train}
-    assert len(train) + len(dev) == len(references) - (split_of(references[0]) == "train")
+    assert not test_references & {normalize(e.reference) for e in train + dev}
+    assert len(train) + len(dev) == len(references) - len({references[0], dev_reference})
     assert all(e.task == "asr" and e.metadata["source_id"].startswith("r") for e in train + dev + test)
     assert len({e.id for e in train + dev + test}) == len(train + dev + test)

@@ -49,13 +49,13 @@ def read_file(folder: Path, file: str, name: str, split: str) -> list[Example]:
 
 
 def split_train(train: Iterable[Example], test_references: set[str]) -> tuple[list[Example], list[Example]]:
-    """(train, dev) of `train_atis`: dev by hash of the reference, train without test references."""
+    """(train, dev) of `train_atis`: dev by hash of the reference; neither holds a test reference (the
+    gate is tuned on dev, so a test sentence there would be tuned on)."""
     kept, dev = [], []
     for example in train:
-        if split_of(example.reference or "") != "train":
-            dev.append(example)
-        elif normalize(example.reference or "") not in test_references:
-            kept.append(example)
+        if normalize(example.reference or "") in test_references:
+            continue
+        (kept if split_of(example.reference or "") == "train" else dev).append(example)
     return kept, dev
 
 
