@@ -72,11 +72,14 @@ class Task:
             return self.marker + "".join(HYPOTHESIS_MARKER + h for h in hypotheses) + ANSWER_MARKER
         if style == "instruct":
             numbered = "\n".join(f"{i}. {h}" for i, h in enumerate(hypotheses, start=1))
-            return (
+            shown = (
                 f"Below are {len(hypotheses)} hypotheses of {self.description}, best first. "
-                f"They may contain errors. Write the {self.output}, and nothing else.\n\n"
-                f"{numbered}\n\n{self.output.capitalize()}:"
+                "They may contain errors."
+                if len(hypotheses) > 1
+                else f"Below is the output of {self.description}. It may contain errors."
             )
+            heading = self.output[:1].upper() + self.output[1:]  # "Correct Spanish translation", names kept
+            return f"{shown} Write the {self.output}, and nothing else.\n\n{numbered}\n\n{heading}:"
         raise NekoError(f"unknown prompt style {style!r}; expected one of {', '.join(PROMPT_STYLES)}")
 
     def render_target(self, reference: str, style: str = "compact") -> str:

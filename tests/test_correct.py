@@ -210,6 +210,18 @@ def test_output_that_never_ends_falls_back(corrector):
     assert corrector.last_fallbacks == {"unfinished": 1}
 
 
+def test_instruct_prompts_read_as_english():
+    st, tec = get_task("st"), get_task("tec")
+    assert st.render_prompt(["hola", "ola"], "instruct").startswith("Below are 2 hypotheses of")
+    assert st.render_prompt(["hola", "ola"], "instruct").endswith("\n\nCorrect Spanish translation:")
+    one = tec.render_prompt(["he go home"], "instruct")
+    assert (
+        one.startswith("Below is the output of")
+        and "It may contain errors." in one
+        and "1 hypotheses" not in one
+    )
+
+
 def test_instruct_prompt_style(tmp_path):
     corrector = Corrector.from_pretrained(
         make_model_dir(tmp_path / "m", prompt_style="instruct", max_source_tokens=400), device="cpu"
