@@ -120,6 +120,14 @@ def test_text_written_like_a_marker_is_refused_naming_the_field(neko_cli, tmp_pa
     one_line_error(neko_cli("data", "validate", data), f"d.jsonl:2: {named}", "markers")
 
 
+def test_empty_input_of_no_telling_name_is_refused_as_empty(neko_cli, tmp_path):
+    one_line_error(
+        neko_cli("data", "validate", "-", stdin=b"  \n"), "-: the file is empty; cannot tell its format"
+    )
+    (tmp_path / "notes").write_text("")
+    one_line_error(neko_cli("data", "validate", tmp_path / "notes"), "notes: the file is empty")
+
+
 def test_brackets_in_an_error_are_printed_as_written(neko_cli, tmp_path):
     data = write_lines(tmp_path / "d.jsonl", {**GOOD, "task": "[/usr/bin] [bold]x"})
     one_line_error(neko_cli("data", "validate", data), "d.jsonl:1: unknown task '[/usr/bin] [bold]x'")

@@ -185,12 +185,12 @@ def detect_format(path: str | Path, text: str | None = None) -> str:
     if text is None:
         text = _read_input(name)
     stripped = text.lstrip()
-    if by_name is None and not stripped.startswith(("[", "{")):
-        return "text"
     if not stripped:
         if by_name is not None:
             return by_name
         raise NekoError(f"{name}: the file is empty; cannot tell its format (pass --format)")
+    if by_name is None and not stripped.startswith(("[", "{")):
+        return "text"
     record = _first_record(name, stripped)
     if isinstance(record, dict):
         if "hypotheses" in record:
