@@ -25,7 +25,7 @@ class Example:
     - `extra_references`: further correct outputs, for multi-reference metrics (JFLEG has four).
     - `dataset`: where the example comes from, e.g. `captions/flite-slt/noise`; evaluation tables are
       per dataset.
-    - `language_pair`: `en-es` for speech translation, else None.
+    - `language_pair`: `en-es` for speech and machine translation into Spanish, else None.
     - `metadata`: how it was made (voice, condition, font, degradation, recognizer scores, source
       text id, the MT of the clean source, ...). Free-form, carried through untouched.
     """

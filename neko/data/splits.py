@@ -3,7 +3,10 @@
 A sentence's split depends only on a hash of its normalised English text (lowercase, insensitive to
 whitespace, punctuation and accents), so a caption that lands in `test` is in `test` for ASR, ST, OCR
 and TEC alike: no reference is in two splits, and no test sentence is in the training data of any
-task. `check_disjoint` verifies this on built files.
+task that splits by it. Splits made otherwise (the HyPoradise files as published, the handbook pages
+held out whole for zero-shot MT) say so in data/README.md. `check_disjoint` checks examples split
+so; tests/test_splits_leak.py checks that no dev or test reference of the committed corpus is in any
+training file.
 """
 
 from __future__ import annotations
