@@ -31,7 +31,7 @@ from neko.correct import Corrector
 from neko.data.cli import stats_command
 from neko.data.jsonl import read_jsonl, write_jsonl
 from neko.errors import NekoError
-from neko.evaluate.cli import eval_command, read_predictions
+from neko.evaluate.cli import eval_command, read_prediction_lines
 from neko.evaluate.data_stats import describe, print_stats
 from neko.evaluate.heatmap import expert_fractions, validate_routing_stats
 from neko.evaluate.report import evaluate, render_markdown, write_report
@@ -40,6 +40,11 @@ FIXTURES = Path(__file__).parent / "fixtures" / "eval"
 DATA = FIXTURES / "data.jsonl"
 PREDICTIONS = FIXTURES / "predictions.jsonl"
 ROUTING = FIXTURES / "routing_stats.json"
+
+
+def read_predictions(path) -> dict[str, str]:
+    """`{"id", "correction"}` JSONL lines as {id: correction}."""
+    return {key: text for key, (text, _) in read_prediction_lines(path).items()}
 
 
 @pytest.fixture(scope="module")

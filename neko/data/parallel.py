@@ -23,7 +23,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -112,10 +112,6 @@ class AlignmentCounts:
     pairs_length_ratio: int = 0
     pairs_distinct: int = 0
     pages_with_pairs: set[str] = field(default_factory=set)
-
-    def as_rows(self) -> list[tuple[str, int]]:
-        rows = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "pages_with_pairs"]
-        return [*rows, ("pages_with_pairs", len(self.pages_with_pairs))]
 
 
 def _text(fragment: str) -> str:

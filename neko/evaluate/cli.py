@@ -53,11 +53,6 @@ def read_prediction_lines(path: str | Path) -> dict[str, tuple[str, int]]:
     return predictions
 
 
-def read_predictions(path: str | Path) -> dict[str, str]:
-    """`{"id", "correction"}` JSONL lines as {id: correction}; errors name file:line."""
-    return {key: text for key, (text, _) in read_prediction_lines(path).items()}
-
-
 def check_predictions(
     examples: list[Example], predictions: dict[str, tuple[str, int]], data: Path, pred: Path
 ) -> None:
