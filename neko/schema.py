@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
@@ -92,7 +92,7 @@ def field_errors() -> Iterator[None]:
 def describe(error: ValidationError, root: type[BaseModel]) -> str:
     """pydantic's first complaint about a `root` as one line naming the key: `optim.lr: must be > 0`."""
     first = error.errors(include_url=False)[0]
-    location = _dotted(first["loc"])
+    location = dotted(first["loc"])
     kind = first["type"]
     context = {
         key: f"{value:g}" if isinstance(value, float) else value
@@ -101,14 +101,14 @@ def describe(error: ValidationError, root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         *section, key = first["loc"]
         known = ", ".join(sorted(_fields(_inner(root, section))))
-        return f"{_dotted(tuple(section)) or 'top level'}: unknown key '{key}' (known: {known})"
+        return f"{dotted(tuple(section)) or 'top level'}: unknown key '{key}' (known: {known})"
     message = _MESSAGES.get(kind, first["msg"]).format(**context)
     if kind in _SHOWS_VALUE:
         message += f", got {first['input']!r}"
     return f"{location}: {message}" if location else message
 
 
-def _dotted(location: tuple[str | int, ...]) -> str:
+def dotted(location: Sequence[str | int]) -> str:
     """('data', 'train', 0, 'limit') -> data.train[0].limit"""
     out = ""
     for part in location:

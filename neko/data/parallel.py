@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from neko.data.sources import clean, sentence_like
+from neko.data.sources import HANDBOOK_PARA, HTML_TAG, clean, sentence_like
 from neko.data.splits import normalize, split_of
 from neko.errors import NekoError
 
@@ -57,8 +57,6 @@ HELD_OUT_PAGES = frozenset(
 MIN_WORDS, MAX_WORDS = 4, 40
 MIN_RATIO, MAX_RATIO = 0.7, 2.0
 
-_PARA = re.compile(r'<div class="para">(.*?)</div>', re.S)
-_TAG = re.compile(r"<[^>]+>")
 # Inline elements that are code or command lines; a sentence holding one is not translation text.
 _CODE = re.compile(
     r'<(code|em|strong|span|pre) class="(command|replaceable|userinput|computeroutput|option|varname|'
@@ -118,9 +116,9 @@ def _text(fragment: str) -> str:
     """Visible text of an HTML fragment: code marked with `_CODE_MARK`, typography to ASCII."""
     fragment = _CODE.sub(_CODE_MARK, fragment)
     fragment = _LITERAL.sub(
-        lambda m: _CODE_MARK if " " in _TAG.sub("", m.group(1)).strip() else m.group(1), fragment
+        lambda m: _CODE_MARK if " " in HTML_TAG.sub("", m.group(1)).strip() else m.group(1), fragment
     )
-    return clean(html.unescape(_TAG.sub("", fragment)))
+    return clean(html.unescape(HTML_TAG.sub("", fragment)))
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -155,7 +153,7 @@ def align_page(
     page: str, english_html: str, spanish_html: str, counts: AlignmentCounts
 ) -> list[SentencePair]:
     """The sentence pairs of one page (before deduplication); `counts` is updated."""
-    english_paras, spanish_paras = _PARA.findall(english_html), _PARA.findall(spanish_html)
+    english_paras, spanish_paras = HANDBOOK_PARA.findall(english_html), HANDBOOK_PARA.findall(spanish_html)
     if len(english_paras) != len(spanish_paras):
         raise NekoError(
             f"handbook page {page}: {len(english_paras)} English paragraphs but {len(spanish_paras)} Spanish"

@@ -230,8 +230,9 @@ def load_fortunes(max_words: int = MAX_WORDS) -> list[Sentence]:
     return items
 
 
-_PARA = re.compile(r'<div class="para">(.*?)</div>', re.S)
-_TAG = re.compile(r"<[^>]+>")
+HANDBOOK_PARA = re.compile(r'<div class="para">(.*?)</div>', re.S)
+"""A paragraph of the Debian Administrator's Handbook's HTML (every language's)."""
+HTML_TAG = re.compile(r"<[^>]+>")
 
 
 def load_handbook(max_words: int = MAX_WORDS) -> list[Sentence]:
@@ -239,8 +240,8 @@ def load_handbook(max_words: int = MAX_WORDS) -> list[Sentence]:
     items = []
     for file in sorted(HANDBOOK_DIR.glob("*.html")):
         paragraphs = (
-            "" if "<div" in para or "<code" in para else clean(html.unescape(_TAG.sub("", para)))
-            for para in _PARA.findall(file.read_text(encoding="utf-8"))
+            "" if "<div" in para or "<code" in para else clean(html.unescape(HTML_TAG.sub("", para)))
+            for para in HANDBOOK_PARA.findall(file.read_text(encoding="utf-8"))
         )
         items += page_sentences(f"handbook/{file.stem}", "handbook", paragraphs, max_words)
     return items
@@ -255,7 +256,7 @@ def _osis_to_text(text: str) -> str:
     text = re.sub(r"<note\b.*?</note>", "", text, flags=re.S)
     text = re.sub(r"(?<=\w)((?:</?w\b[^>]*>)+)(?=\w)", " ", text)
     text = _W_TAG.sub("", text)
-    text = _TAG.sub("", text)
+    text = HTML_TAG.sub("", text)
     return _SPACE.sub(" ", html.unescape(text)).strip()
 
 
@@ -399,7 +400,7 @@ def sphinx_paragraphs(page: str) -> list[str]:
     becomes a backtick, which `acceptable` rejects, so a sentence with code is left out whole."""
     match = _SPHINX_BODY.search(page)
     body = _NOT_PROSE.sub("`", _VERSION_NOTE.sub("", match.group(1) if match else page))
-    return [clean(html.unescape(_TAG.sub("", para))) for para in _HTML_PARA.findall(body)]
+    return [clean(html.unescape(HTML_TAG.sub("", para))) for para in _HTML_PARA.findall(body)]
 
 
 def load_pydoc(max_words: int = MAX_WORDS) -> list[Sentence]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from neko.correct.gate import DECISIONS
 from neko.data.schema import Example
 from neko.errors import NekoError
+from neko.schema import dotted
 from neko.tasks import check_no_marker
 
 
@@ -171,8 +172,5 @@ def describe_validation_error(errors: Sequence[dict]) -> str:
         if error.get("type") == "model_attributes_type":
             return "request body: expected a JSON object (sent as Content-Type: application/json)"
         return f"request body: {error.get('msg', 'invalid')}"
-    path = ""
-    for part in location:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{path}: {message}"
+    return f"{dotted(location)}: {message}"
