@@ -118,8 +118,8 @@ def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[I
         finally:
             handle.flush()
             handle.detach()  # `raw` stays open for atomic_binary's fsync
-        if compress:
-            stream.close()  # writes the gzip trailer
+            if compress:
+                stream.close()  # writes the gzip trailer (into a temporary that a failure deletes)
 
 
 @contextmanager

@@ -271,6 +271,11 @@ def test_saved_evidence_is_reused_only_for_the_same_model_and_examples(tmp_path)
             NekoError, match=rf"damaged-{field}\.jsonl:2: field 'evidence\.{field}' must be {kind}"
         ):
             read_rows(damaged, examples, model="weights-a")
+    damaged.write_text(
+        path.read_text().splitlines()[0] + "\n" + json.dumps({**record, "evidence": [1]}) + "\n"
+    )
+    with pytest.raises(NekoError, match=r":2: field 'evidence' must be a JSON object"):
+        read_rows(damaged, examples, model="weights-a")
     edited = [replace(examples[0], reference="the cat sang")]  # same id, another reference
     with pytest.raises(NekoError, match=r"evidence\.jsonl: holds the evidence of other examples"):
         read_rows(path, edited, model="weights-a")

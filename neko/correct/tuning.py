@@ -357,6 +357,8 @@ EVIDENCE_FIELDS = {
 
 def _evidence(fields: dict, where: str) -> Evidence:
     """Saved evidence, each field of its type (a wrong one would only fail deep in the replay)."""
+    if not isinstance(fields, dict):
+        raise NekoError(f"{where}: field 'evidence' must be a JSON object")
     for name, (types, kind) in EVIDENCE_FIELDS.items():
         value = fields.get(name)
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):

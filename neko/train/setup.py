@@ -94,11 +94,11 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
         model, optimizer = accelerator.prepare(model, optimizer)
         accelerator.register_for_checkpointing(scheduler)
         start = restore(checkpoints, accelerator, identity, model, scheduler) if action == "resume" else 0
+        dev = encode_all(config, tokenizer, dev_examples, [])
         metrics = MetricsLog(
             run_dir.path / METRICS_FILE, accelerator.is_main_process, start, config.run.tensorboard
         )
     task_index = {task: i for i, task in enumerate(assignment.tasks if assignment else config.tasks)}
-    dev = encode_all(config, tokenizer, dev_examples, [])
     return Run(
         config, accelerator, run_dir, identity, tokenizer, model, assignment, task_index, encoded, plan,
         dev, optimizer, scheduler, total_steps, start, checkpoints, metrics,
