@@ -7,13 +7,14 @@ after the task's normaliser); its values are computed by hand in the comments.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
 import neko.evaluate.metrics as metrics_module
 import neko.tasks as tasks_module
 from neko.correct.gate import Evidence
-from neko.correct.tuning import Row, tune_task
+from neko.correct.tuning import MIN_DATASET, Row, tune_task
 from neko.data.schema import Example
 from neko.data.splits import source_text
 from neko.errors import NekoError
@@ -83,9 +84,10 @@ def test_tuning_follows_the_metrics_direction(caption_task):
     # replaces it; lower is better, so a gate that takes the rerank wins.
     example = examples()[0]
     found = Evidence("dog", "a cat", "a hat", 0.0, 1.0, -2.0, False, valve_reason="unrelated")
-    tuning = tune_task("caption", [Row(example, found, 0.0)], Scorer())
+    rows = [Row(replace(example, id=f"c{i}"), found, 0.0) for i in range(MIN_DATASET)]  # enough to judge
+    tuning = tune_task("caption", rows, Scorer())
     assert (tuning.metric, tuning.one_best) == ("ser", 100.0)
-    assert (tuning.best.taken, tuning.best.score) == ({"rerank": 1}, 0.0)
+    assert (tuning.best.taken, tuning.best.score) == ({"rerank": MIN_DATASET}, 0.0)
 
 
 def test_splits_take_the_reference_of_tasks_with_english_outputs(caption_task):
