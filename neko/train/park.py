@@ -27,9 +27,10 @@ from neko.train.run_dir import CHECKPOINT_DIR, IDENTITY_FILE, MODEL_DIR, RunDir
 def park(run_dir: Path, out: Path) -> Path:
     """Write the run in `run_dir` parked into `out` (missing, empty, or an earlier parking, which it
     replaces) and return the parked step's folder or the model folder."""
-    if not (run_dir / IDENTITY_FILE).exists():
+    run = RunDir(run_dir)
+    if not run.identity_file.exists():
         raise NekoError(f"{run_dir}: not a training run (no {IDENTITY_FILE})")
-    finished = RunDir(run_dir).finished()
+    finished = run.finished()
     latest = Checkpoints(run_dir / CHECKPOINT_DIR, keep_last=1).latest()
     if not finished and latest is None:
         raise NekoError(f"{run_dir}: no checkpoint and no finished model to park")
@@ -38,7 +39,7 @@ def park(run_dir: Path, out: Path) -> Path:
         for name in (IDENTITY_FILE, METRICS_FILE):
             if (run_dir / name).exists():
                 shutil.copy2(run_dir / name, staging / name)
-        shutil.copytree(RunDir(run_dir).tokenizer_dir, staging / "tokenizer")
+        shutil.copytree(run.tokenizer_dir, staging / run.tokenizer_dir.name)
         if finished:
             shutil.copytree(run_dir / MODEL_DIR, staging / MODEL_DIR)
         else:
