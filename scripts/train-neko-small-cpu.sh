@@ -63,4 +63,6 @@ ship_model $model models/neko-small
 $neko export models/neko-small models/neko-small --to onnx
 mapfile -t reports < <(dirname reports/neko-small/*/routing_stats.json)
 .venv/bin/python scripts/merge-routing-stats.py "${reports[@]}" --out models/neko-small
-.venv/bin/python scripts/plot-learning-curves.py runs/neko-small --out models/neko-small/learning-curves.png
+# (a finished run unparked from parked/ keeps only its first metrics: its committed plot stays)
+[ -f models/neko-small/learning-curves.png ] ||
+  .venv/bin/python scripts/plot-learning-curves.py runs/neko-small --out models/neko-small/learning-curves.png
