@@ -118,6 +118,22 @@ def test_interrupted_build_resumes_without_duplicates_or_gaps(tmp_path: Path):
     assert ids == [job.id for job in more] and len(set(ids)) == 25
 
 
+def test_a_build_refuses_to_merge_examples_it_does_not_plan(tmp_path: Path):
+    out = tmp_path / "train.jsonl.gz"
+    seed0 = [Job(i, f"tec-train-s0-{i:06d}", {"text": f"Sentence {i} is here."}) for i in range(3)]
+    assert run_build(out, seed0, _echo, workers=1) == 3
+    seed1 = [Job(i, f"tec-train-s1-{i:06d}", {"text": f"Sentence {i} is here."}) for i in range(3)]
+    foreign = r"holds 3 examples this build does not plan \(e\.g\. 'tec-train-s0-0+'"
+    with pytest.raises(NekoError, match=foreign):
+        run_build(out, seed1, _echo, workers=1)
+    with pytest.raises(NekoError, match="does not plan"):  # a smaller count
+        run_build(out, seed0[:2], _echo, workers=1)
+    assert [e.id for e in read_jsonl(out)] == [job.id for job in seed0]  # untouched
+    partial_path(out).write_text(json.dumps(_echo(None, seed1[0]).to_dict()) + "\n", encoding="utf-8")
+    with pytest.raises(NekoError, match=r"train\.partial\.jsonl to rebuild"):  # a foreign partial file
+        run_build(out, seed0, _echo, workers=1)
+
+
 def test_failed_jobs_are_left_for_the_next_run(tmp_path: Path):
     def flaky(state: object, job: Job) -> Example:
         if job.index == 3:

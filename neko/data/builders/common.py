@@ -221,6 +221,20 @@ def _run_job(job: Job) -> tuple[Job, dict[str, Any] | None, str | None]:
         return job, None, traceback.format_exc(limit=-3)
 
 
+def check_planned(out: Path, finished: dict[str, dict[str, Any]], jobs: Sequence[Job]) -> None:
+    """Refuse to continue a build whose earlier examples (in OUT or its partial file) this build does
+    not plan: they came from another task, split or seed (ids name all three) or a larger count, and
+    merging them would mix splits or settings in one file without a word."""
+    planned = {job.id for job in jobs}
+    foreign = [key for key in finished if key not in planned]
+    if foreign:
+        raise NekoError(
+            f"{out}: holds {len(foreign)} examples this build does not plan (e.g. {foreign[0]!r}: another "
+            f"task, split, seed or a larger count); write to another --out, or delete {out} and "
+            f"{partial_path(out).name} to rebuild"
+        )
+
+
 def run_build(
     out: str | Path,
     jobs: Sequence[Job],
@@ -233,6 +247,7 @@ def run_build(
 
     `setup()` runs once per worker process and returns its state (a decoder, a scratch folder);
     `work(state, job)` makes one Example. A job that fails is reported and left for the next run.
+    Examples already there that `jobs` does not plan are refused (`check_planned`).
     """
     out = Path(out)
     check_writable(out)
@@ -245,6 +260,7 @@ def run_build(
     had_partial = partial.exists()
     for record in read_partial(partial):
         finished.setdefault(record["id"], record)
+    check_planned(out, finished, jobs)
     pending = [job for job in jobs if job.id not in finished]
     reporter = _Reporter(description, len(jobs), len(jobs) - len(pending))
     failures = 0
