@@ -49,7 +49,7 @@ def demo_command(
     with start_up():
         from neko.correct import Corrector
         from neko.data.selection import check_references
-        from neko.evaluate.metrics import Scorer, get_metric
+        from neko.evaluate.metrics import Scorer, format_score, get_metric
 
         corrector = Corrector.from_pretrained(model)
     console = Console()
@@ -68,7 +68,8 @@ def demo_command(
         console.print(f"[bold]recognizer[/]  {escape(example.best_hypothesis)}", highlight=False)
         console.print(f"[bold]neko[/]        {escape(correction.text + note)}", highlight=False)
         console.print(f"[bold]reference[/]   {escape(str(example.reference))}", highlight=False)
-        console.print(f"{get_metric(metric).label}: {before:.1f} -> {after:.1f}", highlight=False)
+        change = f"{format_score(before, 1)} -> {format_score(after, 1)}"
+        console.print(f"{get_metric(metric).label}: {change}", highlight=False)
         by_task[example.task].append((example, correction.text))
     table = Table(title=f"{corrector.name} on {examples.name}")
     for column in ("task", "examples", "metric", "recognizer 1-best", "neko"):
@@ -78,5 +79,6 @@ def demo_command(
         task_examples = [e for e, _ in pairs]
         before = scorer.score(metric, task_examples, [e.best_hypothesis for e in task_examples])
         after = scorer.score(metric, task_examples, [text for _, text in pairs])
-        table.add_row(task, str(len(pairs)), get_metric(metric).label, f"{before:.2f}", f"{after:.2f}")
+        label = get_metric(metric).label
+        table.add_row(task, str(len(pairs)), label, format_score(before), format_score(after))
     console.print(table)

@@ -21,6 +21,7 @@ from neko.evaluate.metrics import (
     cer,
     chrf,
     edit_counts,
+    format_score,
     relative_change,
     wer,
 )
@@ -127,6 +128,18 @@ def test_relative_change():
     assert relative_change(20.0, 10.0) == -50.0
     assert relative_change(40.0, 50.0) == 25.0
     assert relative_change(0.0, 5.0) is None
+    assert relative_change(math.nan, 5.0) is None and relative_change(5.0, math.nan) is None
+
+
+def test_error_rates_of_references_without_words_are_undefined_not_insertion_counts():
+    # jiwer answers 2 (the inserted words) for ["", ""] vs ["a b", ""]: a count, which x100 would
+    # print as a WER of 200. No reference word: no rate, shown as "n/a".
+    assert math.isnan(wer(["", ""], ["a b", ""]))
+    assert math.isnan(wer([""], [""]))
+    assert math.isnan(cer([""], ["x"]))
+    assert format_score(wer([""], ["a"])) == "n/a" and format_score(12.345) == "12.35"
+    # one reference with words is enough: the insertions count against its words
+    assert wer(["", "a b"], ["c", "a b"]) == 50.0
 
 
 # -- oracles -------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 from neko.correct import Corrector
 from neko.data.cli import stats_command
 from neko.data.jsonl import read_jsonl, write_jsonl
+from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate.cli import eval_command, read_prediction_lines
 from neko.evaluate.data_stats import describe, print_stats
@@ -147,6 +148,15 @@ def test_markdown_without_routing(report):
         in text
     )
     assert "Expert" not in text and "![" not in text
+
+
+def test_a_group_of_silent_utterances_has_no_error_rate_but_counts_in_the_total():
+    silence = Example(id="s1", task="asr", hypotheses=["uh", ""], reference="", dataset="silence")
+    speech = Example(id="a1", task="asr", hypotheses=["a b"], reference="a b", dataset="speech")
+    text = render_markdown(evaluate([silence, speech], {"corrected": {"s1": "", "a1": "a b"}}, errant=False))
+    assert "| silence | 1 | WER ↓ | n/a | n/a | n/a | n/a |" in text
+    # the 1-best's inserted "uh" counts against the 2 words of the total: 50%
+    assert "| (all) | 2 | WER ↓ | 50.00 | 0.00 (-100.0%) | 0.00 (-100.0%) | 0.00 (-100.0%) |" in text
 
 
 def test_routing_stats_validation():

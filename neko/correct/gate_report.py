@@ -22,7 +22,7 @@ from neko.correct.corrector import Correction
 from neko.correct.gate import DECISIONS
 from neko.correct.tuning import Row, TaskTuning, describe_rule, risk_coverage
 from neko.data.schema import Example
-from neko.evaluate.metrics import Scorer
+from neko.evaluate.metrics import Scorer, format_score
 from neko.evaluate.report import OVERALL
 from neko.io import write_figure, write_json, write_text
 
@@ -161,7 +161,7 @@ def outcome_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None else format_score(value)
 
 
 def write_outcomes(

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from neko.data.schema import Example
 from neko.evaluate import GLEU_ITERATIONS
-from neko.evaluate.metrics import Scorer, get_metric
+from neko.evaluate.metrics import Scorer, format_score, get_metric
 from neko.evaluate.oracles import task_oracle_outputs
 from neko.evaluate.report import OVERALL, wide_console
 
@@ -88,7 +88,7 @@ def describe(
 def _pair(best: float | None, oracle: float | None) -> str:
     if best is None or oracle is None:
         return "-"
-    return f"{best:.2f} / {oracle:.2f}"
+    return f"{format_score(best)} / {format_score(oracle)}"
 
 
 def print_stats(rows: list[StatsRow], console: Console | None = None) -> None:

@@ -20,6 +20,7 @@ new metric needs no change anywhere else.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -144,11 +145,18 @@ def edit_counts(
 
 
 def _rate(references: Sequence[str], hypotheses: Sequence[str], unit: str) -> float:
+    """Errors per reference unit in percent; NaN where the references hold no unit at all (a group of
+    silent utterances): a rate over nothing is undefined, and jiwer's answer there, the number of
+    inserted units, is a count, not a rate."""
     if not references:
         raise NekoError("an error rate of no examples is undefined")
     if unit == "word":
-        return 100.0 * jiwer.process_words(list(references), list(hypotheses)).wer
-    return 100.0 * jiwer.process_characters(list(references), list(hypotheses)).cer
+        output = jiwer.process_words(list(references), list(hypotheses))
+    else:
+        output = jiwer.process_characters(list(references), list(hypotheses))
+    if output.hits + output.substitutions + output.deletions == 0:
+        return math.nan
+    return 100.0 * (output.wer if unit == "word" else output.cer)
 
 
 def wer(references: Sequence[str], hypotheses: Sequence[str], normalizer: str = "basic") -> float:
@@ -185,9 +193,15 @@ def chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tupl
 
 def relative_change(baseline: float | None, value: float | None) -> float | None:
     """(value - baseline) / baseline in percent: a WER going 10 -> 8 is -20.0; None if undefined."""
-    if baseline is None or value is None or baseline == 0:
+    if baseline is None or value is None or baseline == 0 or math.isnan(baseline) or math.isnan(value):
         return None
     return 100.0 * (value - baseline) / baseline
+
+
+def format_score(value: float, digits: int = 2) -> str:
+    """A score as printed in tables: `digits` decimals, or "n/a" for an undefined one (NaN, such as
+    the error rate of references with no words)."""
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 class Scorer:

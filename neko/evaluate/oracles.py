@@ -23,6 +23,7 @@ results:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from neko.data.schema import Example
@@ -91,10 +92,11 @@ def compositional_oracle_counts(example: Example, normalize: Callable[[str], str
 
 
 def compositional_oracle_wer(examples: Sequence[Example], normalize: Callable[[str], str]) -> float:
-    """Corpus o_cp in percent (see the module documentation)."""
+    """Corpus o_cp in percent (see the module documentation); NaN where the references hold no word,
+    as for every error rate (`neko.evaluate.metrics`)."""
     if not examples:
         raise NekoError("o_cp of no examples is undefined")
     counts = [compositional_oracle_counts(e, normalize) for e in examples]
     errors = sum(c[0] for c in counts)
     words = sum(c[1] for c in counts)
-    return 100.0 * errors / words if words else 0.0
+    return 100.0 * errors / words if words else math.nan

@@ -26,7 +26,7 @@ from rich.table import Table
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.evaluate import GLEU_ITERATIONS
-from neko.evaluate.metrics import Scorer, get_metric, relative_change
+from neko.evaluate.metrics import Scorer, format_score, get_metric, relative_change
 from neko.evaluate.oracles import COMPOSITIONAL_METRIC, compositional_oracle_wer, task_oracle_outputs
 from neko.io import write_json, write_text
 
@@ -183,7 +183,7 @@ def _cell(row: ReportRow, metric: str, column: str) -> str:
     value = row.scores[metric].get(column)
     if value is None:
         return ""
-    text = f"{value:.2f}"
+    text = format_score(value)
     change = row.relative(metric, column)
     return text if change is None else f"{text} ({change:+.1f}%)"
 
