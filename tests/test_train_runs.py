@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from train_fixtures import FIXTURE, write_config
 from transformers import AutoTokenizer
 
 from neko.errors import NekoError
+from neko.train.checkpoints import REPLACED_PREFIX, STATE_FILE, Checkpoints
 from neko.train.config import load_config, parse_override
 from neko.train.loop import train
 from neko.train.metrics import read_metrics
@@ -261,3 +263,20 @@ def test_every_shipped_config_loads_or_fails_only_on_missing_data():
             load_config(path)
         except NekoError as error:
             assert "does not exist" in str(error) or "is not a directory" in str(error), str(error)
+
+
+def test_a_checkpoint_of_a_saved_step_replaces_it_and_a_kill_midway_keeps_one(tmp_path):
+    AcceleratorState._reset_state(reset_partial_state=True)
+    accelerator = Accelerator(cpu=True)
+    checkpoints = Checkpoints(tmp_path, keep_last=1)
+    checkpoints.save(accelerator, 4, {"run": "first"})
+    final = checkpoints.save(accelerator, 4, {"run": "second"})
+    assert checkpoints.all() == [final] and sorted(p.name for p in tmp_path.iterdir()) == [final.name]
+    assert json.loads((final / STATE_FILE).read_text())["run"] == "second"
+    # killed after setting the old one aside, before the new one took its name: the old one is back
+    set_aside = tmp_path / f"{REPLACED_PREFIX}{final.name}"
+    final.rename(set_aside)
+    assert checkpoints.latest() == final and not set_aside.exists()
+    # killed after the new one took its name, before the old one was deleted: the old one goes
+    shutil.copytree(final, set_aside)
+    assert checkpoints.all() == [final] and not set_aside.exists()

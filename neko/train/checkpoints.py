@@ -1,7 +1,11 @@
 """Atomic, rotating training checkpoints.
 
 A checkpoint is written into a temporary directory and renamed into place, so a run killed at any
-moment leaves either the complete checkpoint or none; `latest` never sees a half-written one.
+moment leaves either the complete checkpoint or none; `latest` never sees a half-written one. A
+checkpoint of a step already saved (a resumed run saving its first step again) replaces the old one
+by two renames, the old folder set aside first and deleted last; a run killed between the two finds
+the set-aside folder put back (`Checkpoints.all`), so no moment leaves the run without its latest
+checkpoint.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ STATE_FILE = "trainer_state.json"
 PREFIX = "step-"
 CHECKPOINT_WEIGHTS = "model.safetensors"
 """accelerate's name for the weights of the one model a checkpoint holds."""
+REPLACED_PREFIX = ".replaced-"
+"""The name a checkpoint takes while a new one of the same step replaces it."""
 REWARM_STEPS = 20
 """Steps over which the learning rate climbs back after a weights-only restore (a parked run): AdamW's
 fresh moments make its first updates about lr in size for every weight, whatever the gradient."""
@@ -36,12 +42,23 @@ class Checkpoints:
     def all(self) -> list[Path]:
         if not self.directory.exists():
             return []
+        self._recover_replaced()
         found = [
             p
             for p in self.directory.iterdir()
             if p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit() and (p / STATE_FILE).exists()
         ]  # a copy such as step-00000100.bak is the user's, not a checkpoint
         return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
+
+    def _recover_replaced(self) -> None:
+        """Finish a replacement a kill interrupted: a set-aside checkpoint whose successor is in place
+        is deleted, one whose successor never arrived goes back to its name."""
+        for replaced in self.directory.glob(f"{REPLACED_PREFIX}{PREFIX}*"):
+            final = replaced.with_name(replaced.name.removeprefix(REPLACED_PREFIX))
+            if final.exists():
+                shutil.rmtree(replaced)
+            else:
+                replaced.rename(final)
 
     def latest(self) -> Path | None:
         found = self.all()
@@ -63,9 +80,12 @@ class Checkpoints:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             write_json(temporary / STATE_FILE, {**state, "step": step})
+            replaced = _replaced_name(final)
             if final.exists():
-                shutil.rmtree(final)
+                shutil.rmtree(replaced, ignore_errors=True)
+                final.rename(replaced)
             temporary.rename(final)
+            shutil.rmtree(replaced, ignore_errors=True)
             for old in self.all()[: -self.keep_last]:
                 shutil.rmtree(old)
         accelerator.wait_for_everyone()
@@ -89,6 +109,10 @@ class Checkpoints:
         else:
             accelerator.load_state(str(latest))
         return state
+
+
+def _replaced_name(checkpoint: Path) -> Path:
+    return checkpoint.with_name(REPLACED_PREFIX + checkpoint.name)
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
