@@ -101,7 +101,7 @@ def describe(error: ValidationError, root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         *section, key = first["loc"]
         known = ", ".join(sorted(_fields(_inner(root, section))))
-        return f"{dotted(tuple(section)) or 'top level'}: unknown key '{key}' (known: {known})"
+        return f"{dotted(tuple(section)) or 'top level'}: unknown key {key!r} (known: {known})"
     message = _MESSAGES.get(kind, first["msg"]).format(**context)
     if kind in _SHOWS_VALUE:
         message += f", got {first['input']!r}"
@@ -109,11 +109,19 @@ def describe(error: ValidationError, root: type[BaseModel]) -> str:
 
 
 def dotted(location: Sequence[str | int]) -> str:
-    """('data', 'train', 0, 'limit') -> data.train[0].limit"""
+    """('data', 'train', 0, 'limit') -> data.train[0].limit; a key that is not a plain word (a
+    newline, a space, a dot in it) is quoted, gate['\\n'], so that the message stays one line."""
     out = ""
     for part in location:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+        if isinstance(part, int) or not _plain_key(part):
+            out += f"[{part!r}]"
+        else:
+            out += f".{part}" if out else part
     return out
+
+
+def _plain_key(key: str) -> bool:
+    return key.isprintable() and bool(key) and not any(c.isspace() or c in ".[]" for c in key)
 
 
 _SHOWS_VALUE = {

@@ -380,6 +380,14 @@ def test_random_neko_json_gives_an_error_line_or_a_model_info(tmp_path, info):
     _one_line_error_or_parse(lambda: read_model_info(tmp_path))
 
 
+def test_a_key_holding_a_newline_is_quoted_so_the_error_stays_one_line(tmp_path):
+    # found by the fuzz test above: {"gate": {"\n": null}} printed "gate.\n: must be a mapping"
+    (tmp_path / "neko.json").write_text(json.dumps({"format": 1, "tasks": ["asr"], "gate": {"\n": None}}))
+    with pytest.raises(NekoError) as error:
+        read_model_info(tmp_path)
+    assert "\n" not in str(error.value) and "gate['\\n']: must be a mapping" in str(error.value)
+
+
 def test_read_json_object_refuses_another_value(tmp_path):
     (tmp_path / "list.json").write_text("[1]")
     with pytest.raises(NekoError, match=r"list.json: expected a JSON object, got list$"):
