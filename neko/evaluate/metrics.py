@@ -127,12 +127,7 @@ def edit_counts(
         raise NekoError(f"{len(references)} references but {len(hypotheses)} hypotheses")
     if not references:
         return []
-    if unit == "word":
-        output = jiwer.process_words(list(references), list(hypotheses))
-    elif unit == "char":
-        output = jiwer.process_characters(list(references), list(hypotheses))
-    else:
-        raise NekoError(f"unknown edit unit {unit!r}; expected 'word' or 'char'")
+    output = _align(references, hypotheses, unit)
     counts = []
     for ref_units, chunks in zip(output.references, output.alignments, strict=True):
         errors = sum(
@@ -150,13 +145,22 @@ def _rate(references: Sequence[str], hypotheses: Sequence[str], unit: str) -> fl
     inserted units, is a count, not a rate."""
     if not references:
         raise NekoError("an error rate of no examples is undefined")
-    if unit == "word":
-        output = jiwer.process_words(list(references), list(hypotheses))
-    else:
-        output = jiwer.process_characters(list(references), list(hypotheses))
-    if output.hits + output.substitutions + output.deletions == 0:
+    output = _align(references, hypotheses, unit)
+    reference_units = output.hits + output.substitutions + output.deletions
+    if reference_units == 0:
         return math.nan
-    return 100.0 * (output.wer if unit == "word" else output.cer)
+    return 100.0 * (output.substitutions + output.deletions + output.insertions) / reference_units
+
+
+def _align(
+    references: Sequence[str], hypotheses: Sequence[str], unit: str
+) -> jiwer.WordOutput | jiwer.CharacterOutput:
+    """jiwer's alignment of the pairs, in words or in characters."""
+    if unit == "word":
+        return jiwer.process_words(list(references), list(hypotheses))
+    if unit == "char":
+        return jiwer.process_characters(list(references), list(hypotheses))
+    raise NekoError(f"unknown edit unit {unit!r}; expected 'word' or 'char'")
 
 
 def wer(references: Sequence[str], hypotheses: Sequence[str], normalizer: str = "basic") -> float:
