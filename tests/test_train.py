@@ -61,6 +61,28 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     assert resumed[-1]["loss"] == pytest.approx(uninterrupted[-1]["loss"], rel=1e-4)
 
 
+def test_a_run_stopped_until_a_step_snapshots_it_and_resumes_like_an_uninterrupted_one(tmp_path):
+    steps = {"optim__max_steps": 8, "run__save_every": 5}
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "stopped").mkdir()
+    train(load_config(write_config(tmp_path / "whole", **steps)))
+    config = write_config(tmp_path / "stopped", **steps)
+    snapshot = train(load_config(config), until=3)
+    run = tmp_path / "stopped" / "run"
+    assert snapshot == run / "snapshots" / "step-00000003"
+    assert (run / "checkpoints" / "step-00000003").exists() and not (run / "model").exists()
+    assert AutoModelForCausalLM.from_pretrained(snapshot).config.num_local_experts > 1
+    assert (snapshot / "neko.json").exists()
+    with pytest.raises(NekoError, match=r"--until 2: the run in .* is already at step 3"):
+        train(load_config(config), resume=True, until=2)
+
+    train(load_config(config), resume=True)
+    resumed = [m for m in read_metrics(run) if "loss" in m]
+    uninterrupted = [m for m in read_metrics(tmp_path / "whole" / "run") if "loss" in m]
+    assert [m["step"] for m in resumed] == [m["step"] for m in uninterrupted]
+    assert resumed[-1]["loss"] == pytest.approx(uninterrupted[-1]["loss"], rel=1e-4)
+
+
 def test_lora_run_saves_a_merged_model_that_plain_transformers_loads(tmp_path):
     base = train(load_config(write_config(tmp_path, optim__max_steps=2)))
     (tmp_path / "lora").mkdir()

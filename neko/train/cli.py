@@ -22,6 +22,16 @@ def train_command(
         bool, typer.Option("--overwrite", help="Replace the run in run.out_dir (its files are deleted).")
     ] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="e.g. --set optim.lr=3e-4")] = None,
+    until: Annotated[
+        int | None,
+        typer.Option(
+            "--until",
+            min=1,
+            help="Stop after this step (checkpointed) and write its model to run.out_dir/snapshots/; "
+            "--resume continues the run on the same schedule.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train one corrector on a mixture of task datasets."""
     from accelerate import PartialState
@@ -30,7 +40,7 @@ def train_command(
     from neko.train.loop import train
 
     overrides = dict(parse_override(item) for item in set_ or [])
-    model_dir = train(load_config(config, overrides), resume=resume, overwrite=overwrite)
+    model_dir = train(load_config(config, overrides), resume=resume, overwrite=overwrite, until=until)
     if PartialState().is_main_process:
         typer.echo(f"model saved to {model_dir}")
 

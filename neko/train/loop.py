@@ -19,39 +19,57 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from neko.errors import NekoError
+from neko.io import atomic_folder
 from neko.moe import ExpertAssignment, damex_loss, load_balancing_loss, task_routing
 from neko.progress import new_progress
 from neko.train.config import TrainConfig
 from neko.train.data import IGNORE, Encoded, collate
 from neko.train.metrics import IntervalStats
 from neko.train.model import save_corrector
-from neko.train.run_dir import MODEL_DIR
+from neko.train.run_dir import MODEL_DIR, SNAPSHOT_DIR
 from neko.train.setup import Run, prepare
 
 
-def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
+def train(
+    config: TrainConfig, resume: bool = False, overwrite: bool = False, until: int | None = None
+) -> Path:
     """Run a new training run (`overwrite`: replacing the one in `run.out_dir`) or, with `resume`,
-    continue the one there; returns the saved model directory."""
+    continue the one there; returns the saved model directory. `until`: stop after that step, its
+    checkpoint saved, and return that step's model (`snapshots/step-N`): an unfinished run evaluated
+    on the way, which a later `resume` continues on the same schedule."""
     run = prepare(config, resume, overwrite)
+    end = stop_step(run, until)
     run.model.train()
     stats, started = IntervalStats(), time.perf_counter()
     with new_progress("steps/s", disable=not run.accelerator.is_main_process) as bar:
         task = bar.add_task("training", total=run.total_steps, completed=run.start)
-        for step in range(run.start, run.total_steps):
+        for step in range(run.start, end):
             optimizer_step(run, step, stats)
             done = step + 1
-            if done % config.run.log_every == 0 or done == run.total_steps:
+            if done % config.run.log_every == 0 or done == end:
                 log(run, done, stats, time.perf_counter() - started)
                 stats, started = IntervalStats(), time.perf_counter()
             if config.run.eval_every and run.dev and done % config.run.eval_every == 0:
                 run.metrics.write(done, dev_losses(run))
                 started = time.perf_counter()  # the throughput of the next line counts training only
-            if done % config.run.save_every == 0 or done == run.total_steps:
+            if done % config.run.save_every == 0 or done == end:
                 run.checkpoints.save(
                     run.accelerator, done, {"total_steps": run.total_steps, "run": run.identity.key}
                 )
             bar.update(task, completed=done)
-    return save_model(run)
+    if end < run.total_steps:
+        return save_model(run, run.run_dir.path / SNAPSHOT_DIR / f"step-{end:08d}")
+    return save_model(run, run.run_dir.path / MODEL_DIR)
+
+
+def stop_step(run: Run, until: int | None) -> int:
+    """The step this process stops after: `until`, at most the run's last, never one it has passed."""
+    if until is None or until >= run.total_steps:
+        return run.total_steps
+    if until < run.start:
+        raise NekoError(f"--until {until}: the run in {run.run_dir.path} is already at step {run.start}")
+    return until
 
 
 def optimizer_step(run: Run, step: int, stats: IntervalStats) -> None:
@@ -130,12 +148,13 @@ def dev_losses(run: Run) -> dict[str, float]:
     return {f"dev_{key}": value for key, value in stats.reduced(accelerator).losses().items()}
 
 
-def save_model(run: Run) -> Path:
-    """The finished model, written by the main process for `neko correct`."""
-    model_dir = run.run_dir.path / MODEL_DIR
+def save_model(run: Run, model_dir: Path) -> Path:
+    """The model as it is now, written by the main process into `model_dir` for `neko correct`; a
+    reader never sees half of it."""
     accelerator = run.accelerator
     if accelerator.is_main_process:
         model = accelerator.unwrap_model(run.model)
-        save_corrector(model, run.tokenizer, model_dir, run.config, run.assignment)
+        with atomic_folder(model_dir, replace=True) as staging:
+            save_corrector(model, run.tokenizer, staging, run.config, run.assignment)
     accelerator.wait_for_everyone()
     return model_dir

@@ -28,7 +28,9 @@ IDENTITY_FILE = "run.json"
 MODEL_DIR = "model"
 """The finished model's folder in the run folder."""
 CHECKPOINT_DIR = "checkpoints"
-WRITTEN = (IDENTITY_FILE, "tokenizer", CHECKPOINT_DIR, MODEL_DIR, METRICS_FILE, "tensorboard")
+SNAPSHOT_DIR = "snapshots"
+"""Models of an unfinished run's steps (`neko train --until`), one folder per step."""
+WRITTEN = (IDENTITY_FILE, "tokenizer", CHECKPOINT_DIR, MODEL_DIR, SNAPSHOT_DIR, METRICS_FILE, "tensorboard")
 """Everything a run writes into its folder: what `--overwrite` clears (other files stay)."""
 BOOKKEEPING = {
     "run": {"out_dir", "save_every", "keep_last", "log_every", "eval_every", "tensorboard", "threads"},
