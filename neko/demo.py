@@ -48,13 +48,13 @@ def demo_command(
         examples = locate(DEMO_EXAMPLES, "the demo examples are not installed", "pass a file with --examples")
     with start_up():
         from neko.correct import Corrector
-        from neko.data.selection import check_references
+        from neko.data.schema import require_references
         from neko.evaluate.metrics import Scorer, format_score, get_metric
 
         corrector = Corrector.from_pretrained(model)
     console = Console()
     items = read_examples(examples, format=format, task=task)
-    check_references(items, examples)
+    require_references(items, "it cannot be scored", examples)
     with progress_bar("correcting", len(items), quiet) as corrector.progress:
         corrections = corrector.correct(items)
     scorer = Scorer(gleu_iterations=50, errant=False)

@@ -46,7 +46,7 @@ from neko.correct.gate import Evidence, GateRule
 from neko.correct.model_dir import read_model_info, write_model_info
 from neko.correct.onnx_lm import weights_digest
 from neko.correct.safety import SafetyValve
-from neko.data.schema import Example
+from neko.data.schema import Example, require_references
 from neko.errors import NekoError
 from neko.evaluate.metrics import Scorer, edit_counts, get_metric, reference_streams
 from neko.io import read_json_lines, write_json_lines
@@ -158,9 +158,7 @@ class TaskTuning:
 
 def collect_rows(corrector: Corrector, examples: Sequence[Example], batch_size: int = 16) -> list[Row]:
     """Correct `examples` once with the valve's edit limit open, keeping each one's evidence."""
-    for example in examples:
-        if example.reference is None:
-            raise NekoError(f"example {example.id!r} has no reference; the gate cannot be tuned on it")
+    require_references(examples, "the gate cannot be tuned on it")
     open_valve = SafetyValve(max_edit_rate=None)
     corrections = corrector.correct(examples, batch_size=batch_size, safety_valve=open_valve, evidence=True)
     return [

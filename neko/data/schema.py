@@ -7,7 +7,9 @@ that read into and write out of this schema; nothing else in neko knows about th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from neko.errors import NekoError
@@ -93,6 +95,15 @@ class Example:
             name = "reference" if rank == 0 else f"extra_references[{rank - 1}]"
             check_no_marker(reference, f"{where}: field '{name}'")
         return cls(**record)
+
+
+def require_references(examples: Iterable[Example], why: str, source: str | Path | None = None) -> None:
+    """A one-line error naming the first example without a reference (and its file): scoring,
+    tuning and training need the correct output, which inference input may leave out."""
+    for example in examples:
+        if example.reference is None:
+            where = "" if source is None else f"{source}: "
+            raise NekoError(f"{where}example {example.id!r} has no reference; {why}")
 
 
 def _expect_string(record: dict[str, Any], name: str, where: str) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from neko.data.formats import read_examples
-from neko.data.schema import Example
+from neko.data.schema import Example, require_references
 from neko.errors import NekoError
 
 
@@ -21,7 +21,7 @@ def load_scored_examples(
     seen: dict[str, Path] = {}
     for path in map(Path, paths):
         loaded = read_examples(path, format=format, task=task)[:limit]
-        check_references(loaded, path)
+        require_references(loaded, "it cannot be scored", path)
         for example in loaded:
             if example.id in seen:
                 raise NekoError(f"{path}: id {example.id!r} is also an example of {seen[example.id]}")
@@ -40,9 +40,3 @@ def first_per_dataset(examples: list[Example], limit: int) -> list[Example]:
             taken[key] += 1
             kept.append(example)
     return kept
-
-
-def check_references(examples: list[Example], data: Path) -> None:
-    for example in examples:
-        if example.reference is None:
-            raise NekoError(f"{data}: example {example.id!r} has no reference; it cannot be scored")

@@ -28,7 +28,7 @@ from importlib.metadata import PackageNotFoundError, version
 import jiwer
 from sacrebleu.metrics import BLEU, CHRF
 
-from neko.data.schema import Example
+from neko.data.schema import Example, require_references
 from neko.errors import NekoError
 from neko.evaluate import GLEU_ITERATIONS
 from neko.evaluate import gleu as gleu_module
@@ -278,9 +278,7 @@ class Scorer:
             raise NekoError(f"{metric}: no examples to score")
         if len(examples) != len(outputs):
             raise NekoError(f"{metric}: {len(examples)} examples but {len(outputs)} outputs")
-        for example in examples:
-            if example.reference is None:
-                raise NekoError(f"example {example.id!r} has no reference; it cannot be scored")
+        require_references(examples, "it cannot be scored")
         return get_metric(metric).compute(self, examples, outputs)
 
 

@@ -26,14 +26,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from neko.data.schema import Example
+from neko.data.schema import Example, require_references
 from neko.errors import NekoError
 from neko.evaluate.metrics import Scorer, edit_counts
-
-
-def _require_reference(example: Example) -> None:
-    if example.reference is None:
-        raise NekoError(f"example {example.id!r} has no reference; oracles need one")
 
 
 def nbest_oracle_outputs(
@@ -49,8 +44,8 @@ def nbest_oracle_outputs(
     pairs: list[tuple[int, int, int]] = []  # (example index, hypothesis index, reference index)
     refs: list[str] = []
     hyps: list[str] = []
+    require_references(examples, "oracles need one")
     for i, example in enumerate(examples):
-        _require_reference(example)
         references = example.references if all_references else [example.reference]
         for h, hypothesis in enumerate(example.hypotheses):
             for r, reference in enumerate(references):
@@ -85,7 +80,7 @@ COMPOSITIONAL_METRIC = "wer"
 
 def compositional_oracle_counts(example: Example, normalize: Callable[[str], str]) -> tuple[int, int]:
     """(unavoidable word errors, reference words) of one example (see the module documentation)."""
-    _require_reference(example)
+    require_references([example], "oracles need one")
     available = {word for hypothesis in example.hypotheses for word in normalize(hypothesis).split()}
     reference = normalize(example.reference).split()
     return sum(1 for word in reference if word not in available), len(reference)

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from neko.data.schema import Example
+from neko.data.schema import Example, require_references
 from neko.errors import NekoError
 from neko.evaluate import GLEU_ITERATIONS
 from neko.evaluate.metrics import Scorer, format_score, get_metric, relative_change
@@ -119,8 +119,7 @@ def _check_inputs(examples: Sequence[Example], systems: Mapping[str, Mapping[str
         if example.id in seen:
             raise NekoError(f"example id {example.id!r} occurs twice; ids must be unique")
         seen.add(example.id)
-        if example.reference is None:
-            raise NekoError(f"example {example.id!r} has no reference; it cannot be scored")
+    require_references(examples, "it cannot be scored")
     for name, outputs in systems.items():
         if name in RESERVED:
             raise NekoError(

@@ -21,7 +21,7 @@ from accelerate.utils import set_seed
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 
 from neko.correct.model_dir import ROUTING_STRATEGY
-from neko.data.schema import Example
+from neko.data.schema import Example, require_references
 from neko.errors import NekoError
 from neko.io import read_lines
 from neko.moe import ExpertAssignment, apply_task_guidance, enable_gradient_checkpointing
@@ -195,10 +195,7 @@ def load_examples(config: TrainConfig, split: str) -> list[Example]:
                     f"{source.path}: example {example.id!r} is of task {example.task!r}, "
                     f"which is not in tasks ({', '.join(config.tasks)})"
                 )
-            if example.reference is None:
-                raise NekoError(
-                    f"{source.path}: example {example.id!r} has no reference; data.{split} needs targets"
-                )
+        require_references(found, f"data.{split} needs targets", source.path)
         examples += found
     return examples
 
