@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -212,13 +213,15 @@ def test_dev_loss_is_logged_overall_and_per_task(tmp_path):
     assert min(per_task) <= line["dev_loss"] <= max(per_task)
 
 
-def test_the_saved_model_stores_tied_weights_once_and_is_readable_like_any_new_file(tmp_path):
-    from safetensors import safe_open
+def test_the_saved_model_stores_tied_weights_once_in_the_dtype_its_config_names(tmp_path):
+    from safetensors.torch import load_file
 
     model_dir = train(load_config(write_config(tmp_path, optim__max_steps=2)))
     weights = model_dir / "model.safetensors"
-    with safe_open(weights, "pt") as stored:
-        assert "lm_head.weight" not in set(stored.keys())
+    stored = load_file(weights)
+    assert "lm_head.weight" not in stored
+    assert {tensor.dtype for tensor in stored.values()} == {torch.float16}
+    assert json.loads((model_dir / "config.json").read_text())["dtype"] == "float16"  # read by "auto" loaders
     umask = os.umask(0)
     os.umask(umask)
     assert weights.stat().st_mode & 0o777 == 0o666 & ~umask

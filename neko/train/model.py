@@ -123,9 +123,11 @@ def save_corrector(
         # The cast copies break the tie that save_pretrained looks for: the output matrix would be
         # stored again (3M parameters of neko-small); loading ties it back to the embeddings.
         state.pop("lm_head.weight", None)
-    model.config.dtype = config.run.save_dtype
     out_dir.mkdir(parents=True, exist_ok=True)
     save_model(model, out_dir, state)
+    # save_pretrained records the dtype of the model's parameters; engines loading "auto" read the file's
+    model.config.dtype = config.run.save_dtype
+    model.config.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     write_model_info(out_dir, model_info(config, assignment))
     return out_dir
