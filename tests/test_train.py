@@ -76,6 +76,9 @@ def test_a_run_stopped_until_a_step_snapshots_it_and_resumes_like_an_uninterrupt
     assert (snapshot / "neko.json").exists()
     with pytest.raises(NekoError, match=r"--until 2: the run in .* is already at step 3"):
         train(load_config(config), resume=True, until=2)
+    (snapshot / "model.onnx").write_bytes(b"an export the user made")
+    assert train(load_config(config), resume=True, until=3) == snapshot
+    assert (snapshot / "model.onnx").read_bytes() == b"an export the user made"
 
     train(load_config(config), resume=True)
     resumed = [m for m in read_metrics(run) if "loss" in m]

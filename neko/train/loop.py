@@ -150,9 +150,10 @@ def dev_losses(run: Run) -> dict[str, float]:
 
 def save_model(run: Run, model_dir: Path) -> Path:
     """The model as it is now, written by the main process into `model_dir` for `neko correct`; a
-    reader never sees half of it."""
+    reader never sees half of it. One already there is this step's model (a run folder holds one
+    run), perhaps with a tuned gate or exports beside it: it is kept as it is."""
     accelerator = run.accelerator
-    if accelerator.is_main_process:
+    if accelerator.is_main_process and not (model_dir / "config.json").exists():
         model = accelerator.unwrap_model(run.model)
         with atomic_folder(model_dir, replace=True) as staging:
             save_corrector(model, run.tokenizer, staging, run.config, run.assignment)
