@@ -27,7 +27,7 @@ from neko.train.config import TrainConfig
 from neko.train.data import IGNORE, Encoded, collate
 from neko.train.metrics import IntervalStats
 from neko.train.model import save_corrector
-from neko.train.run_dir import MODEL_DIR, SNAPSHOT_DIR
+from neko.train.run_dir import MODEL_DIR, SNAPSHOT_DIR, model_written
 from neko.train.setup import Run, prepare
 
 
@@ -153,7 +153,7 @@ def save_model(run: Run, model_dir: Path) -> Path:
     reader never sees half of it. One already there is this step's model (a run folder holds one
     run), perhaps with a tuned gate or exports beside it: it is kept as it is."""
     accelerator = run.accelerator
-    if accelerator.is_main_process and not (model_dir / "config.json").exists():
+    if accelerator.is_main_process and not model_written(model_dir):
         model = accelerator.unwrap_model(run.model)
         with atomic_folder(model_dir, replace=True) as staging:
             save_corrector(model, run.tokenizer, staging, run.config, run.assignment)

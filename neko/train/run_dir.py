@@ -39,6 +39,11 @@ BOOKKEEPING = {
 """Settings that do not change the trained weights: a run may resume with other values."""
 
 
+def model_written(folder: Path) -> bool:
+    """Whether `folder` holds a model a run wrote (its `config.json`)."""
+    return (folder / "config.json").exists()
+
+
 def recipe(config: TrainConfig) -> dict:
     """The settings that determine the weights, as JSON-ready data."""
     settings = config.model_dump(mode="json")
@@ -97,7 +102,7 @@ class RunDir:
 
     def finished(self) -> bool:
         """Whether the run wrote its trained model (`model/`), its last act."""
-        return (self.path / MODEL_DIR / "config.json").exists()
+        return model_written(self.path / MODEL_DIR)
 
     def recorded(self) -> Identity | None:
         if not self.identity_file.exists():
