@@ -34,6 +34,7 @@ from transformers.utils import logging as transformers_logging
 from neko.correct import Corrector
 from neko.correct.drafts import DRAFT_TOKENS
 from neko.correct.prompts import decode
+from neko.correct.spacing import match_spacing
 from neko.data.formats import read_examples
 from neko.evaluate.metrics import Scorer
 
@@ -106,7 +107,7 @@ def hf_prompt_lookup(corrector: Corrector, examples, draft_tokens: int) -> Run:
         )[0, input_ids.shape[1] :].tolist()
         if corrector.eos_id in generated:
             generated = generated[: generated.index(corrector.eos_id)]
-        outputs.append(decode(corrector.tokenizer, generated).strip())
+        outputs.append(match_spacing(decode(corrector.tokenizer, generated).strip(), item.hypotheses[0]))
     seconds = time.perf_counter() - start
     return Run("hf-prompt-lookup (batch 1)", seconds, len(items), seconds / len(items), outputs, [])
 

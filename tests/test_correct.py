@@ -674,3 +674,22 @@ def test_scoring_only_what_the_rule_needs_gives_the_same_corrections(tmp_path_fa
     )
     assert [(c.text, c.decision, c.reason) for c in fast] == [(c.text, c.decision, c.reason) for c in full]
     assert all(c.evidence is None for c in fast) and all(c.evidence is not None for c in full)
+
+
+@pytest.mark.parametrize("engine", ["copy", "transformers"])
+def test_an_output_is_written_in_its_inputs_tokenization(corrector, engine):
+    """The model writes plain text; a tokenized input ("car .", "do n't") gets its output in the
+    same tokenization, so what it copies equals the input and what it fixes is spaced alike."""
+    corrector.engine = engine
+    undo = script_outputs(corrector.model, [*ids_of(corrector, "I don't like cars."), corrector.eos_id])
+    try:
+        tokenized, plain = corrector.correct(
+            [Example("x", "tec", ["I do n't like car ."]), Example("y", "tec", ["I don't like car."])],
+            gate=False,
+            max_new_tokens=40,
+        )
+    finally:
+        undo()
+        corrector.engine = "auto"
+    assert tokenized.output == tokenized.text == "I do n't like cars ."
+    assert plain.output == plain.text == "I don't like cars."

@@ -31,6 +31,7 @@ from neko.correct.lm import Generated, Hopeless, LanguageModel, PromptScores, le
 from neko.correct.model_dir import ModelInfo, check_model_files, read_model_info, resolve_model_dir
 from neko.correct.prompts import Prompt, build_prompt, decode, decode_start, encode
 from neko.correct.safety import SafetyValve
+from neko.correct.spacing import match_spacing, match_spacing_start
 from neko.correct.tokenizer import load_tokenizer
 from neko.data.schema import Example
 from neko.errors import NekoError
@@ -304,9 +305,9 @@ class Corrector:
         abandoned output is its start, refused for what made it hopeless."""
         best = item.hypotheses[0]
         if result.abandoned:
-            start = decode_start(self.tokenizer, result.ids)
+            start = match_spacing_start(decode_start(self.tokenizer, result.ids), best)
             return start, valve.certain_refusal(start, best, item.hypotheses) if valve else None
-        text = decode(self.tokenizer, result.ids).strip()
+        text = match_spacing(decode(self.tokenizer, result.ids).strip(), best)
         return text, valve.check(text, best, result.finished, item.hypotheses) if valve else None
 
     def _hopeless(self, items: list[_Item], valves: list[SafetyValve | None]) -> Hopeless | None:
@@ -316,7 +317,7 @@ class Corrector:
 
         def hopeless(row: int, ids: Sequence[int]) -> bool:
             valve, hypotheses = valves[row], items[row].hypotheses
-            start = decode_start(self.tokenizer, ids)
+            start = match_spacing_start(decode_start(self.tokenizer, ids), hypotheses[0])
             return valve is not None and valve.certain_refusal(start, hypotheses[0], hypotheses) is not None
 
         return hopeless
