@@ -31,7 +31,7 @@ from neko.train.config import DataSource, TrainConfig
 from neko.train.data import BatchPlan, Encoded, encode_example, encode_text
 from neko.train.metrics import METRICS_FILE, MetricsLog
 from neko.train.model import add_lora, build_model, build_tokenizer, num_experts
-from neko.train.run_dir import CHECKPOINT_DIR, Identity, RunDir, data_fingerprint, file_hash, recipe
+from neko.train.run_dir import CHECKPOINT_DIR, Identity, RunDir, data_fingerprint, recipe
 
 
 @dataclass
@@ -237,7 +237,8 @@ def run_tokenizer(
         identity.tokenizer = run_dir.saved_tokenizer_hash()
         run_dir.record(identity)
     accelerator.wait_for_everyone()
-    identity.tokenizer = file_hash(run_dir.tokenizer_dir / "tokenizer.json")
+    if not accelerator.is_main_process:
+        identity.tokenizer = run_dir.saved_tokenizer_hash()
     return AutoTokenizer.from_pretrained(run_dir.tokenizer_dir)
 
 
