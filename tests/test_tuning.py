@@ -258,7 +258,12 @@ def test_saved_evidence_is_reused_only_for_the_same_model_and_examples(tmp_path)
     assert read_rows(path, examples, model="weights-a") == saved
     with pytest.raises(NekoError, match=r"evidence\.jsonl: holds the evidence of another model"):
         read_rows(path, examples, model="weights-b")
-    record = json.loads(path.read_text().splitlines()[1])
+    _, *lines = path.read_text().splitlines()
+    older = tmp_path / "older.jsonl"
+    older.write_text("\n".join([json.dumps({"evidence_of_model": "weights-a"}), *lines]) + "\n")
+    with pytest.raises(NekoError, match=r"older\.jsonl: evidence collected by another version of neko"):
+        read_rows(older, examples, model="weights-a")
+    record = json.loads(lines[0])
     for field, value, kind in [
         ("margin", "x", "a number"),
         ("supported", 1, "true or false"),

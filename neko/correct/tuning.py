@@ -294,6 +294,11 @@ STATS_METRICS = {"bleu": _BleuStats, "gleu": _GleuStats}
 """Metrics replayed from per-sentence statistics."""
 
 
+EVIDENCE_VERSION = 2
+"""The way `Corrector` writes outputs and gate evidence; raised whenever that changes, so that
+evidence saved by an earlier neko is collected again rather than tuned on."""
+
+
 def model_fingerprint(model_dir: Path) -> str:
     """The digest of the weights gate evidence comes from: the safetensors, or an export's model.onnx."""
     digest = weights_digest(model_dir)
@@ -313,7 +318,7 @@ def write_rows(path: Path, rows: Sequence[Row], model: str) -> None:
         }
         for r in rows
     )
-    write_json_lines(path, [{"evidence_of_model": model}, *records])
+    write_json_lines(path, [{"evidence_of_model": model, "evidence_version": EVIDENCE_VERSION}, *records])
 
 
 def read_rows(path: Path, examples: Sequence[Example], model: str) -> list[Row]:
@@ -321,7 +326,7 @@ def read_rows(path: Path, examples: Sequence[Example], model: str) -> list[Row]:
     `examples` (ids, hypotheses, references), in order."""
     records = read_json_lines(path)
     _, _, header = next(records, (None, None, None))
-    fingerprint = header.get("evidence_of_model") if isinstance(header, dict) else None
+    header = header if isinstance(header, dict) else {}
     rows = []
     for where, _, record in records:
         try:
@@ -334,8 +339,13 @@ def read_rows(path: Path, examples: Sequence[Example], model: str) -> list[Row]:
             )
         except (KeyError, TypeError, ValueError):
             raise NekoError(f"{where}: not a gate evidence record") from None
-    if fingerprint != model:
+    if header.get("evidence_of_model") != model:
         raise NekoError(f"{path}: holds the evidence of another model; delete it to collect it again")
+    if header.get("evidence_version") != EVIDENCE_VERSION:
+        raise NekoError(
+            f"{path}: evidence collected by another version of neko (outputs written differently); "
+            "delete it to collect it again"
+        )
     if [r.example for r in rows] != list(examples):
         raise NekoError(f"{path}: holds the evidence of other examples; delete it to collect it again")
     return rows
