@@ -12,13 +12,14 @@
 # under 2 hours on two threads at 36 s per step), fine-tuning to FINETUNE_STEPS (default 500 x
 # 16,384 tokens, two thirds of an epoch of the mixture, warmup 100 instead of 200, 3.5 hours on two
 # threads in fp32, less in bf16; the GPU script's 1,500 would take 10 in fp32), with dev losses
-# every 100 steps (the learning curves per task). Logs: runs/neko-small-*.log. THREADS (default 1)
+# every 100 steps (the learning curves per task), then 1,000 more fine-tuning steps in a second run
+# (configs/neko-small-stage3.yaml), whose model is the one shipped. Logs: runs/neko-small-*.log. THREADS (default 1)
 # is torch's thread count: 2 when nothing else runs on this 2-core machine. After fine-tuning it
 # tunes the gate, evaluates and fills models/neko-small (below). The finished pretraining is parked
 # in parked/ (commit it); a session that ends mid-run parks the run for the next by hand (fp16
 # weights, no optimizer state; see `neko park --help`). This script continues from parked/ when
 # runs/ is empty:
-#   .venv/bin/neko park runs/neko-small-pretrain parked/neko-small-pretrain   (or runs/neko-small)
+#   .venv/bin/neko park runs/neko-small-pretrain parked/neko-small-pretrain   (or runs/neko-small, runs/neko-small-stage3)
 #   THREADS=2 nohup bash scripts/train-neko-small-cpu.sh > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,17 +53,20 @@ fi
     --set optim.max_steps="${FINETUNE_STEPS:-500}" --set optim.warmup_steps=100 --set run.save_every=20 \
     --set run.eval_every=100 >> runs/neko-small.log 2>&1
 
-# Then the correction gate, tuned on dev data only, and the test reports (scripts/tune-and-evaluate.sh;
-# about an hour here), and the files of models/neko-small with its routing heatmap and learning
-# curves. Its model card (models/neko-small/README.md) is written by hand, and whether it becomes the
-# default is decided on its dev scores against neko-tiny's.
-model=runs/neko-small/model
-[ -f reports/neko-small/mt-test/report.json ] ||
-  bash scripts/tune-and-evaluate.sh $model reports/neko-small >> runs/neko-small-evaluate.log 2>&1
+# Then the second fine-tuning run (configs/neko-small-stage3.yaml: 1,000 more steps from the first
+# run's model), its correction gate tuned on dev data only and its test reports
+# (scripts/tune-and-evaluate.sh; about an hour here), and the files of models/neko-small with its
+# routing heatmap and learning curves. Its model card (models/neko-small/README.md) is written by
+# hand, and whether it becomes the default is decided on its dev scores against neko-tiny's.
+[ -f parked/neko-small/model/config.json ] || $neko park runs/neko-small parked/neko-small
+unpark runs/neko-small-stage3 parked/neko-small-stage3
+[ -f runs/neko-small-stage3/model/config.json ] ||
+  $neko train configs/neko-small-stage3.yaml "${cpu[@]}" >> runs/neko-small-stage3.log 2>&1
+model=runs/neko-small-stage3/model reports=reports/neko-small-stage3-final
+[ -f $reports/mt-test/report.json ] ||
+  bash scripts/tune-and-evaluate.sh $model $reports >> runs/neko-small-evaluate.log 2>&1
 ship_model $model models/neko-small
 $neko export models/neko-small models/neko-small --to onnx
-mapfile -t reports < <(dirname reports/neko-small/*/routing_stats.json)
-.venv/bin/python scripts/merge-routing-stats.py "${reports[@]}" --out models/neko-small
-# (a finished run unparked from parked/ keeps only its first metrics: its committed plot stays)
-[ -f models/neko-small/learning-curves.png ] ||
-  .venv/bin/python scripts/plot-learning-curves.py runs/neko-small --out models/neko-small/learning-curves.png
+mapfile -t routed < <(dirname $reports/*/routing_stats.json)
+.venv/bin/python scripts/merge-routing-stats.py "${routed[@]}" --out models/neko-small
+.venv/bin/python scripts/plot-learning-curves.py runs/neko-small-stage3 --out models/neko-small/learning-curves.png
