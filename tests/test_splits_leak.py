@@ -21,11 +21,6 @@ TRAINING_FILES = sorted(DATA.glob("*/*train*.jsonl.gz"))
 HELD_OUT_FILES = sorted(
     {*DATA.glob("*/*test*.jsonl.gz"), *DATA.glob("*/*dev*.jsonl.gz"), *DATA.glob("tec/jfleg.jsonl.gz")}
 )
-# The Bible ST files repeat verses of their training set; they stay for the configs that name them.
-KNOWN_LEAKS = {
-    "st/test.jsonl.gz": "3 RV1909 verses repeat in st/train.jsonl.gz (issue 16)",
-    "st/dev.jsonl.gz": "1 RV1909 verse repeats in st/train.jsonl.gz (issue 16)",
-}
 
 
 @cache
@@ -41,14 +36,8 @@ def references(path: Path) -> frozenset[str]:
     return frozenset(reference_list(path))
 
 
-def _case(path: Path):
-    name = str(path.relative_to(DATA))
-    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_LEAKS[name])] if name in KNOWN_LEAKS else []
-    return pytest.param(path, id=name, marks=marks)
-
-
 @pytest.mark.skipif(not TRAINING_FILES or not HELD_OUT_FILES, reason="no committed data files")
-@pytest.mark.parametrize("held_out_file", [_case(p) for p in HELD_OUT_FILES])
+@pytest.mark.parametrize("held_out_file", HELD_OUT_FILES, ids=lambda p: str(p.relative_to(DATA)))
 def test_no_dev_or_test_reference_in_any_training_file(held_out_file: Path):
     held_out = references(held_out_file)
     leaks = {str(t.relative_to(DATA)): len(held_out & references(t)) for t in TRAINING_FILES}
