@@ -83,7 +83,7 @@ def test_tuning_follows_the_metrics_direction(caption_task):
     # The valve rejected the output: the 1-best "a cat" (SER 100) or the rerank pick "a hat" (SER 0)
     # replaces it; lower is better, so a gate that takes the rerank wins.
     example = examples()[0]
-    found = Evidence("dog", "a cat", "a hat", 0.0, 1.0, -2.0, False, valve_reason="unrelated")
+    found = Evidence("dog", "a cat", "a hat", 0.0, 1.0, -2.0, False, 0.0, valve_reason="unrelated")
     rows = [Row(replace(example, id=f"c{i}"), found, 0.0) for i in range(MIN_DATASET)]  # enough to judge
     tuning = tune_task("caption", rows, Scorer())
     assert (tuning.metric, tuning.one_best) == ("ser", 100.0)

@@ -46,6 +46,7 @@ def evidence(**changes) -> Evidence:
         rerank_margin=0.6,
         familiarity=-2.0,
         supported=True,
+        confidence=-0.1,
     )
     return replace(base, **changes)
 
@@ -72,6 +73,16 @@ def test_a_small_margin_keeps_the_1_best_and_an_unchanged_output_is_unchanged():
     assert RULE.decide(evidence(margin=0.1)) == ("rerank", "low margin")
     assert RULE.decide(evidence(margin=math.nan))[1] == "low margin"  # as tuning's replay counts it
     assert RULE.decide(evidence(output="show flights to austin")) == ("unchanged", None)
+
+
+def test_an_output_the_model_is_unsure_of_keeps_the_1_best_whatever_its_margin():
+    """A garbled 1-best makes any fluent output look better (a wide margin); the confidence asks
+    how sure the model is of the output itself."""
+    sure = replace(RULE, min_confidence=-0.2)
+    assert sure.decide(evidence(confidence=-0.1)) == ("model", None)
+    assert sure.decide(evidence(confidence=-1.5, margin=3.0)) == ("rerank", "low confidence")
+    assert sure.decide(evidence(confidence=math.nan))[1] == "low confidence"  # not scored: refused
+    assert RULE.decide(evidence(confidence=-1.5)) == ("model", None)  # no threshold, no check
 
 
 def test_a_degenerate_output_never_passes_and_an_untuned_gate_keeps_the_1_best():
@@ -103,13 +114,43 @@ def test_support_needs_the_changed_span_with_its_context_in_another_hypothesis()
 
 
 def rows(task, cases):
-    """Rows from (dataset, hypotheses, reference, output, margin, familiarity, supported)."""
+    """Rows from (dataset, hypotheses, reference, output, margin, familiarity, supported[, confidence])."""
     made = []
-    for i, (dataset, hypotheses, reference, output, margin, familiarity, is_supported) in enumerate(cases):
+    for i, (
+        dataset,
+        hypotheses,
+        reference,
+        output,
+        margin,
+        familiarity,
+        is_supported,
+        *confidence,
+    ) in enumerate(cases):
         example = Example(f"e{i}", task, hypotheses, reference=reference, dataset=dataset)
-        found = Evidence(output, hypotheses[0], hypotheses[0], margin, 0.0, familiarity, is_supported)
+        found = Evidence(
+            output,
+            hypotheses[0],
+            hypotheses[0],
+            margin,
+            0.0,
+            familiarity,
+            is_supported,
+            *(confidence or [0.0]),
+        )
         made.append(Row(example, found, 0.0))
     return made
+
+
+def test_tuning_leaves_alone_the_outputs_the_model_is_unsure_of():
+    """Two domains equally familiar, their outputs as far ahead of the 1-best: only the model's
+    confidence tells the sure fixes (captions) from the harmful rewrites (bible). Tuned with either
+    domain held out, the stricter confidence threshold is kept, so the held-out one is not harmed."""
+    fix = ("captions", ["a dog run", "a dog runs"], "a dog runs", "a dog runs", 0.9, -2.0, False, -0.05)
+    harm = ("bible", ["and god said", "and god sad"], "and god said", "and dog said", 0.9, -2.0, False, -1.0)
+    tuning = tune_task("asr", rows("asr", [fix] * MIN_DATASET + [harm] * MIN_DATASET), Scorer(errant=False))
+    assert tuning.caution == "as tuned" and tuning.best.rule.min_confidence is not None
+    assert tuning.best.per_dataset["captions"] == 0.0
+    assert tuning.best.per_dataset["bible"] == tuning.one_best_per_dataset["bible"]
 
 
 def test_tuning_takes_the_confident_fixes_and_refuses_the_unfamiliar_domain():
@@ -298,7 +339,7 @@ def test_bleu_replayed_from_sentence_statistics_is_sacrebleus_corpus_bleu():
     saved = [
         Row(
             Example(f"e{i}", "st", row, reference=refs[0], extra_references=refs[1:]),
-            Evidence(row[2], row[0], row[1], 0.0, 0.0, 0.0, True),
+            Evidence(row[2], row[0], row[1], 0.0, 0.0, 0.0, True, 0.0),
             0.0,
         )
         for i, (row, refs) in enumerate(zip(texts, references, strict=True))

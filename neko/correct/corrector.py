@@ -373,6 +373,7 @@ class Corrector:
                     familiarity=scores.familiarity,
                     supported=supported(output, item.hypotheses),
                     valve_reason=reason,
+                    confidence=output_score,
                 )
             )
         return evidence

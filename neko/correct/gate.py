@@ -14,10 +14,14 @@ place. The gate sees, per example, what the model already knows (`Evidence`):
   context). N-best lists hold most real fixes; a change no hypothesis proposes is the model's
   invention.
 - `rerank_margin`: the same margin for the hypothesis the model finds most likely.
+- `confidence`: the mean token log-probability of the output itself as the answer: how sure the
+  model is of what it wrote, whatever the 1-best. An output it is unsure of may still beat a garbled
+  1-best by a wide margin; on a domain it knows, it writes its fixes with near-certainty.
 
 Three outcomes, tried in order: the model's output (`model`), when the degeneracy checks of the
-safety valve pass, the change is supported (where required), the input is familiar enough and its
-margin reaches `accept_margin` (the first check that fails is the reason given); else the rerank
+safety valve pass, the change is supported (where required), the input is familiar enough, its
+margin reaches `accept_margin` and its confidence `min_confidence` (the first check that fails is
+the reason given); else the rerank
 pick (`rerank`), when its margin reaches `rerank_margin` on a familiar input; else the 1-best
 (`1-best`). An output equal to the 1-best is `unchanged`. A margin of None disables that outcome.
 
@@ -51,6 +55,7 @@ class Evidence:
     rerank_margin: float
     familiarity: float
     supported: bool
+    confidence: float
     valve_reason: str | None = None
 
 
@@ -62,6 +67,7 @@ class GateRule:
     rerank_margin: float | None = None
     min_familiarity: float | None = None
     require_support: bool = True
+    min_confidence: float | None = None
 
     @classmethod
     def closed(cls) -> GateRule:
@@ -121,6 +127,8 @@ class GateRule:
             return "unfamiliar input"
         if not evidence.margin >= self.accept_margin:  # a NaN margin is low, as in tuning's replay
             return "low margin"
+        if self.min_confidence is not None and not evidence.confidence >= self.min_confidence:
+            return "low confidence"
         return None
 
     def _familiar(self, evidence: Evidence) -> bool:
@@ -132,6 +140,7 @@ class GateRule:
             "rerank_margin": self.rerank_margin,
             "min_familiarity": self.min_familiarity,
             "require_support": self.require_support,
+            "min_confidence": self.min_confidence,
         }
 
 

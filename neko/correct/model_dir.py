@@ -18,7 +18,8 @@ A model directory (written by the trainer) holds
        "max_source_tokens": 512, "max_new_tokens": 128, "max_hypotheses": 5,   # optional, null: all
        "max_edit_rate": {"asr": 0.2, "tec": null},   # optional: the safety valve's per task
        "gate": {"asr": {"accept_margin": 0.1, "rerank_margin": null,      # optional: the correction
-                        "min_familiarity": -4.2, "require_support": true}},  # gate's per task
+                        "min_familiarity": -4.2, "require_support": true,   # gate's per task
+                        "min_confidence": null}},
        "custom_tasks": [{"name": "handwriting", "description": "...", "output": "...",
                          "metric": "cer", "language": "en"}]}
 

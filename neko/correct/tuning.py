@@ -4,8 +4,8 @@
 keeps what the gate decides on (`neko.correct.gate.Evidence`) and, per task, replays every setting of
 a grid: the safety valve's `max_edit_rate`, and the gate's `accept_margin`, `rerank_margin`,
 `min_familiarity` (a quantile of the task's dev familiarity: inputs less familiar than that share of
-the dev data are left alone) and `require_support`. The chosen setting is selective prediction done
-conservatively:
+the dev data are left alone), `require_support` and `min_confidence`. The chosen setting is
+selective prediction done conservatively:
 
 - every dev domain (task x text source, the first part of the dataset name, with at least `MIN_DATASET`
   examples) whose outputs a setting changes must gain at least `MIN_DOMAIN_GAIN` (1%) of its own 1-best
@@ -14,14 +14,16 @@ conservatively:
   noise;
 - among the settings that keep at least `KEEP_GAIN` of the best gain over the 1-best, the one with the
   strictest familiarity threshold (dev data cannot show the domains a model has never seen; the
-  familiarity is what guards them), then the one that takes the fewest outputs: what little more a
-  bolder setting wins on the tuning data is more likely noise than skill;
+  familiarity is what guards them), then the one that takes the fewest outputs, then the one with
+  the strictest confidence threshold: what little more a bolder setting wins on the tuning data is
+  more likely noise than skill;
 - the grid is restricted by the first of `CAUTION_LEVELS` (as tuned; supported edits only; also on
   familiar input only; reranking only) under which leave-one-domain-out tuning makes no held-out
   domain, nor any dataset within it, lose more than `MIN_DOMAIN_GAIN`: each dev domain in turn plays a
   domain the model's users bring and the dev data does not show (real ATIS lists against synthetic
-  ones, JFLEG against synthetic grammar noise), and under which the chosen setting's gain on every
-  domain it changes survives a paired bootstrap (`CONFIDENCE`). When every level fails, or no dev
+  ones, JFLEG against synthetic grammar noise), and under which one of the level's most preferred
+  settings (the first of `ROBUST_CANDIDATES`, in order, that does) has a gain on every domain it
+  changes that survives a paired bootstrap (`CONFIDENCE`); it is chosen. When every level fails, or no dev
   domain has the `MIN_DATASET` examples to judge a setting on, the gate stays closed.
 
 The risk-coverage curve of each task (the metric when the k outputs with the largest margins are
@@ -56,6 +58,9 @@ EDIT_RATES: tuple[float | None, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, Non
 ACCEPT_MARGINS: tuple[float | None, ...] = (None, 1.5, 1.0, 0.75, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0, -0.5)
 RERANK_MARGINS: tuple[float | None, ...] = (None, 1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.0)
 FAMILIARITY_QUANTILES: tuple[float | None, ...] = (0.5, 0.25, 0.1, 0.05, 0.01, None)
+CONFIDENCES: tuple[float | None, ...] = (None, -0.4, -0.2, -0.1, -0.05)
+"""`min_confidence` values tried (mean token log-probability of the output); only with an accept
+margin, the one outcome they gate."""
 MIN_DATASET = 20
 MIN_DOMAIN_GAIN = 0.01
 """A domain whose outputs a setting changes must gain at least this share of its 1-best score: a
@@ -67,6 +72,10 @@ CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 1000
 """The chosen setting must beat the 1-best of every dev domain it changes in `CONFIDENCE` of this many
 paired bootstrap resamples of the domain (Koehn 2004), else the next caution level is tried."""
+ROBUST_CANDIDATES = 20
+"""How many of a level's most preferred settings are resampled, in order, for one whose gains hold: the
+first often differs from the next by an output or two, and one fragile output should not close a
+level that a setting without it passes."""
 CHOICES = ("1-best", "rerank", "model")
 
 
@@ -294,7 +303,7 @@ STATS_METRICS = {"bleu": _BleuStats, "gleu": _GleuStats}
 """Metrics replayed from per-sentence statistics."""
 
 
-EVIDENCE_VERSION = 2
+EVIDENCE_VERSION = 3
 """The way `Corrector` writes outputs and gate evidence; raised whenever that changes, so that
 evidence saved by an earlier neko is collected again rather than tuned on."""
 
@@ -360,6 +369,7 @@ EVIDENCE_FIELDS = {
     "rerank_margin": NUMBER,
     "familiarity": NUMBER,
     "supported": FLAG,
+    "confidence": NUMBER,
 }
 
 
@@ -410,11 +420,15 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
         if harmed:
             rejected[caution.name] = f"made {harmed[0]} worse"
             continue
-        chosen, boldest, tried = _select(replay, everything, caution)
-        chance = _gains_by_chance(replay, chosen[2])
-        if chance is None:
+        ranked, boldest, tried = _ranked(replay, everything, caution)
+        chances = []
+        for chosen in ranked[:ROBUST_CANDIDATES]:
+            chances.append(_gains_by_chance(replay, chosen[2]))
+            if chances[-1] is None:
+                break
+        if chances[-1] is None:
             break
-        rejected[caution.name] = chance
+        rejected[caution.name] = chances[0]
     else:
         caution, held_out = CLOSED, {}
         chosen, boldest, tried = _select(replay, everything, caution)
@@ -468,9 +482,14 @@ def _fold(replay: _Replay, arrays: dict[str, np.ndarray], indices: np.ndarray) -
     familiarity = arrays["familiarity"][indices]
     thresholds = {q: None if q is None else float(np.quantile(familiarity, q)) for q in FAMILIARITY_QUANTILES}
     trials = []
-    for point in product(EDIT_RATES, ACCEPT_MARGINS, RERANK_MARGINS, (True, False), FAMILIARITY_QUANTILES):
-        rate, accept, rerank, support, quantile = point
-        rule = GateRule(accept, rerank, thresholds[quantile], support)
+    grid = product(
+        EDIT_RATES, ACCEPT_MARGINS, RERANK_MARGINS, (True, False), FAMILIARITY_QUANTILES, CONFIDENCES
+    )
+    for point in grid:
+        rate, accept, rerank, support, quantile, confidence = point
+        if accept is None and confidence is not None:
+            continue
+        rule = GateRule(accept, rerank, thresholds[quantile], support, confidence)
         choice = _choices(arrays, rate, rule).astype(np.int8)
         allowed = _no_domain_worse(replay, choice, units, baselines)
         trials.append((point, (rate, rule, choice, replay.score(choice, indices)) if allowed else None))
@@ -494,25 +513,46 @@ def _held_out_results(
 
 def _select(replay: _Replay, fold: _Fold, caution: Caution):
     """(chosen, boldest, settings tried) among the settings of `fold` that `caution` admits."""
+    ranked, boldest, tried = _ranked(replay, fold, caution)
+    return ranked[0], boldest, tried
+
+
+def _ranked(replay: _Replay, fold: _Fold, caution: Caution):
+    """(the settings `caution` admits that keep `KEEP_GAIN` of the best gain, most preferred first;
+    the boldest; how many settings were tried) on `fold`."""
     admitted = [
         trial
-        for (_, accept, rerank, support, quantile), trial in fold.trials
+        for (_, accept, rerank, support, quantile, _), trial in fold.trials
         if caution.admits(accept, rerank, support, quantile)
     ]
     trials = [trial for trial in admitted if trial is not None]
     boldest = min(trials, key=lambda t: replay.sign * t[3])
     best_gain = replay.sign * (fold.one_best - boldest[3])
     enough = [t for t in trials if replay.sign * (fold.one_best - t[3]) >= KEEP_GAIN * best_gain]
-    chosen = min(
-        enough, key=lambda t: (-_strictness(t[1]), int((t[2][fold.indices] != 0).sum()), replay.sign * t[3])
+    ranked = sorted(
+        enough,
+        key=lambda t: (
+            -_familiarity_strictness(t[1]),
+            int((t[2][fold.indices] != 0).sum()),
+            -_confidence_strictness(t[1]),
+            replay.sign * t[3],
+        ),
     )
-    return chosen, boldest, len(admitted)
+    return ranked, boldest, len(admitted)
 
 
-def _strictness(rule: GateRule) -> float:
+def _familiarity_strictness(rule: GateRule) -> float:
     """How unfamiliar an input may be before the rule leaves it alone: the higher, the safer on domains
     that no dev set shows."""
     return -np.inf if rule.min_familiarity is None else rule.min_familiarity
+
+
+def _confidence_strictness(rule: GateRule) -> float:
+    """How sure of its output the model must be for the rule to take it (a rule that takes no output is
+    the strictest): between settings that take the same dev outputs, the stricter takes fewer elsewhere."""
+    if rule.accept_margin is None:
+        return np.inf
+    return -np.inf if rule.min_confidence is None else rule.min_confidence
 
 
 def _no_domain_worse(
@@ -562,6 +602,7 @@ def _arrays(rows: list[Row]) -> dict[str, np.ndarray]:
         "margin": np.array([e.margin for e in evidence]),
         "rerank_margin": np.array([e.rerank_margin for e in evidence]),
         "familiarity": np.array([e.familiarity for e in evidence]),
+        "confidence": np.array([e.confidence for e in evidence]),
         "supported": np.array([e.supported for e in evidence]),
         "degenerate": np.array([e.valve_reason is not None for e in evidence]),
         "changed": np.array([e.output != e.best for e in evidence]),
@@ -589,6 +630,8 @@ def _choices(arrays: dict[str, np.ndarray], rate: float | None, rule: GateRule) 
         take_model &= False
     else:
         take_model &= arrays["margin"] >= rule.accept_margin
+    if rule.min_confidence is not None:
+        take_model &= arrays["confidence"] >= rule.min_confidence
     if rule.require_support:
         take_model &= arrays["supported"]
     unchanged = ~valve_failed & ~arrays["changed"]
@@ -642,5 +685,5 @@ def describe_rule(rule: GateRule, rate: float | None) -> str:
     return (
         f"edit<={number(rate)} accept>={number(rule.accept_margin)} rerank>={number(rule.rerank_margin)} "
         f"familiarity>={number(None if rule.min_familiarity is None else round(rule.min_familiarity, 3))} "
-        f"{support}"
+        f"confidence>={number(rule.min_confidence)} {support}"
     )
