@@ -21,9 +21,9 @@ place. The gate sees, per example, what the model already knows (`Evidence`):
 Three outcomes, tried in order: the model's output (`model`), when the degeneracy checks of the
 safety valve pass, the change is supported (where required), the input is familiar enough, its
 margin reaches `accept_margin` and its confidence `min_confidence` (the first check that fails is
-the reason given); else the rerank
-pick (`rerank`), when its margin reaches `rerank_margin` on a familiar input; else the 1-best
-(`1-best`). An output equal to the 1-best is `unchanged`. A margin of None disables that outcome.
+the reason given); else the rerank pick (`rerank`), when its margin reaches `rerank_margin` on a
+familiar input; else the 1-best (`1-best`). An output equal to the 1-best is `unchanged`. A margin
+of None disables that outcome.
 
 Thresholds are not guessed: `neko tune-gate` measures them per task on dev data (selective
 prediction: the risk of each coverage, `neko.correct.tuning.risk_coverage`), under the constraint that

@@ -21,9 +21,9 @@ selective prediction done conservatively:
   familiar input only; reranking only) under which leave-one-domain-out tuning makes no held-out
   domain, nor any dataset within it, lose more than `MIN_DOMAIN_GAIN`: each dev domain in turn plays a
   domain the model's users bring and the dev data does not show (real ATIS lists against synthetic
-  ones, JFLEG against synthetic grammar noise), and under which one of the level's most preferred
-  settings (the first of `ROBUST_CANDIDATES`, in order, that does) has a gain on every domain it
-  changes that survives a paired bootstrap (`CONFIDENCE`); it is chosen. When every level fails, or no dev
+  ones, JFLEG against synthetic grammar noise), and under which one of the level's
+  `ROBUST_CANDIDATES` most preferred settings has a gain on every domain it changes that survives a
+  paired bootstrap (`CONFIDENCE`): the first that does is chosen. When every level fails, or no dev
   domain has the `MIN_DATASET` examples to judge a setting on, the gate stays closed.
 
 The risk-coverage curve of each task (the metric when the k outputs with the largest margins are
@@ -71,7 +71,8 @@ KEEP_GAIN = 0.9
 CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 1000
 """The chosen setting must beat the 1-best of every dev domain it changes in `CONFIDENCE` of this many
-paired bootstrap resamples of the domain (Koehn 2004), else the next caution level is tried."""
+paired bootstrap resamples of the domain (Koehn 2004), else the next preferred setting is, and when
+none of `ROBUST_CANDIDATES` passes, the next caution level."""
 ROBUST_CANDIDATES = 20
 """How many of a level's most preferred settings are resampled, in order, for one whose gains hold: the
 first often differs from the next by an output or two, and one fragile output should not close a
@@ -428,7 +429,7 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
                 break
         if chances[-1] is None:
             break
-        rejected[caution.name] = chances[0]
+        rejected[caution.name] = f"{chances[0]}; none of its {len(chances)} preferred settings held"
     else:
         caution, held_out = CLOSED, {}
         chosen, boldest, tried = _select(replay, everything, caution)
