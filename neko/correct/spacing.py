@@ -66,10 +66,10 @@ def _count(tokens: Sequence[str], pattern: re.Pattern) -> int:
     return sum(1 for token in tokens if pattern.fullmatch(token))
 
 
-def respace(tokens: Sequence[str], source: str) -> list[str]:
-    """`tokens` (an output split at spaces) in the tokenization of `source`; the ones `source` has
-    verbatim are kept as they are."""
-    spacing = Spacing.of(source)
+def respace(tokens: Sequence[str], source: str, spacing: Spacing | None = None) -> list[str]:
+    """`tokens` (an output split at spaces) in the tokenization of `source` (`spacing`: its
+    conventions, when already read); the ones `source` has verbatim are kept as they are."""
+    spacing = Spacing.of(source) if spacing is None else spacing
     if spacing == Spacing():
         return list(tokens)
     known = set(source.split())
@@ -78,15 +78,17 @@ def respace(tokens: Sequence[str], source: str) -> list[str]:
 
 def match_spacing(output: str, source: str) -> str:
     """`output` in the tokenization of `source`; unchanged when `source` is not tokenized."""
-    if Spacing.of(source) == Spacing():
+    spacing = Spacing.of(source)
+    if spacing == Spacing():
         return output
-    return " ".join(respace(output.split(), source))
+    return " ".join(respace(output.split(), source, spacing))
 
 
 def match_spacing_start(start: str, source: str) -> str:
     """The beginning of every output that begins with `start` (one still being written), once
     matched to `source`: `start` itself when `source` is not tokenized; else its tokens but the last,
     which may be the beginning of a word whose spacing is still to be decided ("don" of "do n't")."""
-    if Spacing.of(source) == Spacing():
+    spacing = Spacing.of(source)
+    if spacing == Spacing():
         return start
-    return " ".join(respace(start.split()[:-1], source))
+    return " ".join(respace(start.split()[:-1], source, spacing))
