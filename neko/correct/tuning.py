@@ -422,14 +422,10 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
             rejected[caution.name] = f"made {harmed[0]} worse"
             continue
         ranked, boldest, tried = _ranked(replay, everything, caution)
-        chances = []
-        for chosen in ranked[:ROBUST_CANDIDATES]:
-            chances.append(_gains_by_chance(replay, chosen[2]))
-            if chances[-1] is None:
-                break
-        if chances[-1] is None:
+        chosen, failure = _first_robust(replay, ranked)
+        if chosen is not None:
             break
-        rejected[caution.name] = f"{chances[0]}; none of its {len(chances)} preferred settings held"
+        rejected[caution.name] = failure
     else:
         caution, held_out = CLOSED, {}
         chosen, boldest, tried = _select(replay, everything, caution)
@@ -584,6 +580,18 @@ def _gains_by_chance(replay: _Replay, choice: np.ndarray) -> str | None:
         if wins < CONFIDENCE * BOOTSTRAP_SAMPLES:
             return f"gained on {name} in only {wins / BOOTSTRAP_SAMPLES:.0%} of bootstrap resamples"
     return None
+
+
+def _first_robust(replay: _Replay, ranked: list) -> tuple[tuple | None, str | None]:
+    """The first of the `ROBUST_CANDIDATES` most preferred settings whose gains hold under resampling
+    (`_gains_by_chance`), or None with why the first of them did not."""
+    first_failure = None
+    for trial in ranked[:ROBUST_CANDIDATES]:
+        failure = _gains_by_chance(replay, trial[2])
+        if failure is None:
+            return trial, None
+        first_failure = first_failure or failure
+    return None, f"{first_failure}; none of its {min(len(ranked), ROBUST_CANDIDATES)} preferred settings held"
 
 
 def _relative_gain(replay: _Replay, one_best: float, score: float) -> float:
