@@ -260,3 +260,18 @@ def test_a_damaged_checkpoint_state_is_one_line(tmp_path):
     state.write_text("[]")
     with pytest.raises(NekoError, match=r"trainer_state.json: expected a JSON object, got list$"):
         train(load_config(config), resume=True)
+
+
+def test_pretraining_text_is_encoded_in_one_batch_as_line_by_line_with_an_end_token_and_a_cap():
+    from neko.train.data import encode_texts
+    from neko.train.tokenizer import train_tokenizer
+
+    lines = [json.loads(line)["reference"] for line in FIXTURE.read_text().splitlines()]
+    tokenizer = train_tokenizer(lines, 400, ["asr", "ocr", "tec"])
+    texts = [*lines[:20], "naïve café — “quoted”", "a"]
+    encoded = encode_texts(texts, tokenizer, max_tokens=12)
+    for text, sequence in zip(texts, encoded, strict=True):
+        expected = [*tokenizer.encode(text, add_special_tokens=False), tokenizer.eos_token_id][:12]
+        assert sequence.input_ids == sequence.labels == expected
+        assert sequence.task is None
+    assert any(len(s.input_ids) == 12 for s in encoded) and encode_texts([], tokenizer, 12) == []

@@ -149,11 +149,15 @@ def _tied(model: torch.nn.Module, name: str) -> bool:
 
 def rewarm(scheduler: LambdaLR, start: int) -> None:
     """Advance a fresh schedule to `start`, its learning rate ramped over `REWARM_STEPS` from there."""
-    schedules = scheduler.lr_lambdas
-    scheduler.lr_lambdas = [
-        lambda step, f=f: f(step) * min(1.0, max(0.0, (step - start + 1) / REWARM_STEPS)) for f in schedules
-    ]
+    scheduler.lr_lambdas = rewarmed(scheduler.lr_lambdas, start)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
         for _ in range(start):
             scheduler.step()
+
+
+def rewarmed(lambdas: list, start: int) -> list:
+    """Learning-rate factors ramped from zero over `REWARM_STEPS` steps from `start`."""
+    return [
+        lambda step, f=f: f(step) * min(1.0, max(0.0, (step - start + 1) / REWARM_STEPS)) for f in lambdas
+    ]

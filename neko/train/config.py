@@ -131,6 +131,9 @@ class OptimConfig(Schema):
     grad_clip: PositiveFloat = 1.0
     epochs: PositiveFloat = 3.0
     max_steps: Positive | None = None
+    time_budget_s: PositiveFloat | None = None
+    """Seconds the steps may take: the run ends at the step its measured rate reaches by then, its
+    schedule sized to that step (`neko.train.budget`); at most `epochs` and `max_steps` still."""
     tokens_per_batch: Positive = 4096
     grad_accum: Positive = 1
 

@@ -55,10 +55,15 @@ def encode_example(
     return Encoded(prompt + target, prompt_labels + target, example.task)
 
 
-def encode_text(text: str, tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> Encoded:
-    """A line of plain text for language-model pretraining: every token is trained, no task."""
-    ids = [*encode(tokenizer, text), tokenizer.eos_token_id][:max_tokens]
-    return Encoded(ids, list(ids), None)
+def encode_texts(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> list[Encoded]:
+    """Lines of plain text for language-model pretraining: every token is trained, no task. One batch
+    call, which the tokenizer spreads over its threads: the 646k lines of the text export take
+    seconds, where one call per line takes minutes."""
+    if not texts:
+        return []
+    rows = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    sequences = [[*row, tokenizer.eos_token_id][:max_tokens] for row in rows]
+    return [Encoded(ids, list(ids), None) for ids in sequences]
 
 
 def epoch_examples(groups: dict[str | None, list[int]], mixture: str, rng: random.Random) -> list[int]:

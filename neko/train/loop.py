@@ -23,6 +23,7 @@ from neko.errors import NekoError
 from neko.io import atomic_folder
 from neko.moe import ExpertAssignment, damex_loss, load_balancing_loss, task_routing
 from neko.progress import new_progress
+from neko.train.budget import TimeBudget
 from neko.train.config import TrainConfig
 from neko.train.data import IGNORE, Encoded, collate
 from neko.train.metrics import IntervalStats
@@ -39,14 +40,19 @@ def train(
     checkpoint saved, and return that step's model (`snapshots/step-N`): an unfinished run evaluated
     on the way, which a later `resume` continues on the same schedule."""
     run = prepare(config, resume, overwrite)
-    end = stop_step(run, until)
-    run.model.train()
     stats, started = IntervalStats(), time.perf_counter()
+    budget = TimeBudget(run, started)
+    run.model.train()
     with new_progress("steps/s", disable=not run.accelerator.is_main_process) as bar:
         task = bar.add_task("training", total=run.total_steps, completed=run.start)
-        for step in range(run.start, end):
+        step, end = run.start, stop_step(run, until)
+        while step < end:
             optimizer_step(run, step, stats)
-            done = step + 1
+            step = done = step + 1
+            if not budget.sized:
+                budget.after_step(run, done, time.perf_counter())
+                end = stop_step(run, until)
+                bar.update(task, total=run.total_steps)
             if done % config.run.log_every == 0 or done == end:
                 log(run, done, stats, time.perf_counter() - started)
                 stats, started = IntervalStats(), time.perf_counter()
@@ -54,13 +60,19 @@ def train(
                 run.metrics.write(done, dev_losses(run))
                 started = time.perf_counter()  # the throughput of the next line counts training only
             if done % config.run.save_every == 0 or done == end:
-                run.checkpoints.save(
-                    run.accelerator, done, {"total_steps": run.total_steps, "run": run.identity.key}
-                )
+                run.checkpoints.save(run.accelerator, done, checkpoint_state(run))
             bar.update(task, completed=done)
     if end < run.total_steps:
         return save_model(run, run.run_dir.path / SNAPSHOT_DIR / f"step-{end:08d}")
     return save_model(run, run.run_dir.path / MODEL_DIR)
+
+
+def checkpoint_state(run: Run) -> dict:
+    """What a checkpoint records beside the states accelerate saves."""
+    state = {"total_steps": run.total_steps, "run": run.identity.key}
+    if run.sized_steps is not None:
+        state["sized_steps"] = run.sized_steps
+    return state
 
 
 def stop_step(run: Run, until: int | None) -> int:

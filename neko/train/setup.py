@@ -28,7 +28,7 @@ from neko.moe import ExpertAssignment, apply_task_guidance, enable_gradient_chec
 from neko.precision import cpu_has_bf16, emulated_bf16
 from neko.train.checkpoints import Checkpoints, rewarm
 from neko.train.config import DataSource, TrainConfig
-from neko.train.data import BatchPlan, Encoded, encode_example, encode_text
+from neko.train.data import BatchPlan, Encoded, encode_example, encode_texts
 from neko.train.metrics import METRICS_FILE, MetricsLog
 from neko.train.model import add_lora, build_model, build_tokenizer, num_experts
 from neko.train.run_dir import CHECKPOINT_DIR, Identity, RunDir, data_fingerprint, recipe
@@ -55,6 +55,10 @@ class Run:
     start: int
     checkpoints: Checkpoints
     metrics: MetricsLog
+    sized_steps: int | None = None
+    """The length a time budget gave the run, from its checkpoint (`neko.train.budget`)."""
+    rewarmed_from: int | None = None
+    """The step a parked run continued at, its learning rate ramped up again from there."""
 
     def batch_items(self, step: int, micro: int) -> list[Encoded]:
         """This process's share of micro-batch `micro` of `step`: with N processes and accumulation A,
@@ -93,7 +97,8 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
         scheduler = get_scheduler(config.optim.schedule, optimizer, config.optim.warmup_steps, total_steps)
         model, optimizer = accelerator.prepare(model, optimizer)
         accelerator.register_for_checkpointing(scheduler)
-        start = restore(checkpoints, accelerator, identity, model, scheduler) if action == "resume" else 0
+        state = restore(checkpoints, accelerator, identity, model, scheduler) if action == "resume" else {}
+        start = state.get("step", 0)
         dev = encode_all(config, tokenizer, dev_examples, [])
         metrics = MetricsLog(
             run_dir.path / METRICS_FILE, accelerator.is_main_process, start, config.run.tensorboard
@@ -101,7 +106,8 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     task_index = {task: i for i, task in enumerate(assignment.tasks if assignment else config.tasks)}
     return Run(
         config, accelerator, run_dir, identity, tokenizer, model, assignment, task_index, encoded, plan,
-        dev, optimizer, scheduler, total_steps, start, checkpoints, metrics,
+        dev, optimizer, scheduler, total_steps, start, checkpoints, metrics, state.get("sized_steps"),
+        start if state.get("weights_only") else None,
     )  # fmt: skip
 
 
@@ -146,8 +152,8 @@ def plan_steps(
     return plan, total_steps
 
 
-def restore(checkpoints: Checkpoints, accelerator: Accelerator, identity: Identity, model, scheduler) -> int:
-    """The step the run continues at, its latest checkpoint loaded (0: none yet)."""
+def restore(checkpoints: Checkpoints, accelerator: Accelerator, identity: Identity, model, scheduler) -> dict:
+    """The latest checkpoint's state (its `step`: where the run continues; none: {}), loaded."""
     state = checkpoints.restore(accelerator, identity.key, model)
     start = state.get("step", 0)
     if state.get("weights_only"):
@@ -158,7 +164,7 @@ def restore(checkpoints: Checkpoints, accelerator: Accelerator, identity: Identi
             accelerator,
             f"nothing to resume in {checkpoints.directory.parent}: no checkpoint yet; starting at step 0",
         )
-    return start
+    return state
 
 
 def refuse_a_launch_that_started_one_process(accelerator: Accelerator) -> None:
@@ -256,9 +262,7 @@ def encode_all(config: TrainConfig, tokenizer, examples: list[Example], texts: l
         )
         for e in examples
     ]
-    return encoded + [
-        encode_text(t, tokenizer, data.max_source_tokens + data.max_target_tokens) for t in texts
-    ]
+    return encoded + encode_texts(texts, tokenizer, data.max_source_tokens + data.max_target_tokens)
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
