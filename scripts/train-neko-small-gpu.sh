@@ -2,7 +2,7 @@
 # neko-small on one lent GPU in one call: LM pretraining (configs/neko-small-pretrain.yaml), then
 # fine-tuning on the correction mixture (configs/neko-small.yaml), bf16, each run sized to a time
 # budget (`optim.time_budget_s`: its first steps are timed and its cosine schedule fitted to the steps
-# that fit), so the whole call ends within SECONDS_TOTAL (default 540) of its start whatever the
+# that fit), so the whole call ends within SECONDS_TOTAL (default 560) of its start whatever the
 # GPU's speed. The fp16 model comes back under $OUT as a tar in 15 MiB parts (the machine returns at
 # most 8 files of 16 MiB), with both runs' logs and metrics in logs.tar.gz; if fine-tuning fails, the
 # pretrained model comes back instead (neko-small-pretrain.tar.part-*). Prepare here, in the
@@ -14,8 +14,8 @@
 # then run it there: command `bash scripts/train-neko-small-gpu.sh`, carry [".whl",
 # "data/text/pretrain.txt.xz"], timeout_s 600. Back here, in the repository root:
 #   cat FILES_AT/neko-small.tar.part-* | tar x -C runs    (runs/neko-small, the fine-tuned model)
-# PRETRAIN_SECONDS (default 170): pretraining's budget, at most 3 epochs of the text; fine-tuning gets
-# what is left of SECONDS_TOTAL after its data are read (FINETUNE_PREPARE_SECONDS, default 60, and 30
+# PRETRAIN_SECONDS (default 130): pretraining's budget, at most 3 epochs of the text; fine-tuning gets
+# what is left of SECONDS_TOTAL after its data are read (FINETUNE_PREPARE_SECONDS, default 75, and 30
 # for saving and packing), at most 4 epochs of the mixture. TRAIN_ARGS: more `--set KEY=VALUE` for
 # both runs (a CPU smoke test: `--set run.bf16=false --set optim.tokens_per_batch=4096`). PYTHON /
 # NEKO: the interpreter and the neko command (python3, $PYTHON -m neko.cli).
@@ -59,13 +59,13 @@ pack() {  # the model folder $1 as $out/$2.tar.part-*, unpacking to a folder nam
     | split -b 15M - "$out/$2.tar.part-"
 }
 $neko train configs/neko-small-pretrain.yaml --set optim.epochs=3 \
-  --set optim.time_budget_s="${PRETRAIN_SECONDS:-170}" --set run.save_every=100000 ${TRAIN_ARGS:-} \
+  --set optim.time_budget_s="${PRETRAIN_SECONDS:-130}" --set run.save_every=100000 ${TRAIN_ARGS:-} \
   > "$logs/pretrain.log" 2>&1
 tail -3 "$logs/pretrain.log"
 cp runs/neko-small-pretrain/metrics.jsonl "$logs/pretrain-metrics.jsonl" 2>/dev/null
 [ -f runs/neko-small-pretrain/model/config.json ] || { echo "pretraining left no model"; exit 1; }
 echo "pretraining done at ${SECONDS} s"
-finetune_budget=$(( ${SECONDS_TOTAL:-540} - SECONDS - ${FINETUNE_PREPARE_SECONDS:-60} - 30 ))
+finetune_budget=$(( ${SECONDS_TOTAL:-560} - SECONDS - ${FINETUNE_PREPARE_SECONDS:-75} - 30 ))
 $neko train configs/neko-small.yaml --set optim.epochs=4 --set optim.time_budget_s="$finetune_budget" \
   --set run.save_every=100000 ${TRAIN_ARGS:-} > "$logs/finetune.log" 2>&1
 tail -3 "$logs/finetune.log"
