@@ -11,6 +11,8 @@
 #   neko data text data/text/pretrain.txt.gz
 #   zcat data/text/pretrain.txt.gz | xz -9 -T0 > data/text/pretrain.txt.xz   (the tree that travels is
 #                                                                              at most 64 MiB)
+#   bash scripts/stage-gpu-tree.sh      (the tracked tree is larger than that: it keeps what the runs
+#                                         read; `git checkout -- .` restores the rest afterwards)
 # then run it there: command `bash scripts/train-neko-small-gpu.sh`, carry [".whl",
 # "data/text/pretrain.txt.xz"], timeout_s 600. Back here, in the repository root:
 #   cat FILES_AT/neko-small.tar.part-* | tar x -C runs    (runs/neko-small, the fine-tuned model)
