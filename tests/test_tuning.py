@@ -469,3 +469,21 @@ def test_a_gain_that_a_few_lucky_examples_make_must_survive_resampling():
     lucky = tune_task("asr", rows("asr", [fix] + [same] * 59 + [other] * MIN_DATASET), Scorer(errant=False))
     assert lucky.caution == "reranking familiar input"  # which, with nothing to rerank, touches nothing
     assert lucky.rejected["as tuned"].startswith("gained on captions in only")
+
+
+def test_when_the_near_best_gains_are_luck_the_largest_gain_that_holds_is_taken():
+    # Five confident captions fixes hold under resampling; a handbook fix at a smaller margin is one in
+    # 60 rows, luck. Every setting within KEEP_GAIN of the best gain takes the handbook fix too (the
+    # captions fixes alone are 5/6 of that gain), so none holds; the level is then judged by the
+    # largest gain that does hold: the captions fixes alone.
+    fix = ("captions", ["a dog run"], "a dog runs", "a dog runs", 0.9, -2.0, True)
+    same = ("captions", ["a cat run"], "a cat runs", "a cat run", 0.0, -2.0, True)
+    lucky = ("handbook", ["a pig run"], "a pig runs", "a pig runs", 0.6, -2.0, True)
+    plain = ("handbook", ["a cow run"], "a cow runs", "a cow run", 0.0, -2.0, True)
+    cases = [fix] * 5 + [same] * 55 + [lucky] + [plain] * 59
+    tuning = tune_task("asr", rows("asr", cases), Scorer(errant=False))
+    assert tuning.caution == "as tuned"
+    assert tuning.best.taken == {"1-best": 115, "model": 5}
+    assert tuning.best.per_dataset["handbook"] == tuning.one_best_per_dataset["handbook"]
+    assert tuning.best.per_dataset["captions"] < tuning.one_best_per_dataset["captions"]
+    assert tuning.boldest.per_dataset["handbook"] < tuning.one_best_per_dataset["handbook"]

@@ -23,8 +23,10 @@ selective prediction done conservatively:
   domain the model's users bring and the dev data does not show (real ATIS lists against synthetic
   ones, JFLEG against synthetic grammar noise), and under which one of the level's
   `ROBUST_CANDIDATES` most preferred settings has a gain on every domain it changes that survives a
-  paired bootstrap (`CONFIDENCE`): the first that does is chosen. When every level fails, or no dev
-  domain has the `MIN_DATASET` examples to judge a setting on, the gate stays closed.
+  paired bootstrap (`CONFIDENCE`): the first that does is chosen. When none does, the level's best
+  gains were luck (a handful of edits in one domain), and it is judged by the largest gain that holds
+  instead: the most preferred setting that keeps `KEEP_GAIN` of that gain and holds. When every level
+  fails, or no dev domain has the `MIN_DATASET` examples to judge a setting on, the gate stays closed.
 
 The risk-coverage curve of each task (the metric when the k outputs with the largest margins are
 taken, the 1-best elsewhere) shows how selective the model has to be. The choice goes into
@@ -34,6 +36,7 @@ taken, the 1-best elsewhere) shows how selective the model has to be. The choice
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -71,8 +74,9 @@ KEEP_GAIN = 0.9
 CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 1000
 """The chosen setting must beat the 1-best of every dev domain it changes in `CONFIDENCE` of this many
-paired bootstrap resamples of the domain (Koehn 2004), else the next preferred setting is, and when
-none of `ROBUST_CANDIDATES` passes, the next caution level."""
+paired bootstrap resamples of the domain (Koehn 2004), else the next preferred setting is; when none
+of `ROBUST_CANDIDATES` passes, the settings of the largest gain that passes; when no gain passes, the
+next caution level."""
 ROBUST_CANDIDATES = 20
 """How many of a level's most preferred settings are resampled, in order, for one whose gains hold: the
 first often differs from the next by an output or two, and one fragile output should not close a
@@ -217,6 +221,7 @@ class _Replay:
         self.edits = self._edit_table() if self.metric in EDIT_RATE_METRICS else None
         self.stats = STATS_METRICS[self.metric](rows, self.texts) if self.metric in STATS_METRICS else None
         self.cache: dict[tuple[str, bytes], float] = {}
+        self.wins: dict[tuple[str, bytes], int] = {}
 
     def _edit_table(self) -> tuple[np.ndarray, np.ndarray]:
         normalize = self.scorer.normalize_fn(self.rows[0].example.task)
@@ -246,6 +251,20 @@ class _Replay:
 
     def per_dataset(self, choice: np.ndarray) -> dict[str, float]:
         return {name: self.score(choice, indices) for name, indices in self.datasets.items()}
+
+    def bootstrap_wins(self, name: str, indices: np.ndarray, choice: np.ndarray) -> int:
+        """In how many of `BOOTSTRAP_SAMPLES` paired resamples of the rows at `indices` (domain `name`)
+        `choice` beats the 1-best. The resamples are fixed per domain (seeded by its name), so the
+        answer depends on the domain's own choices alone and is computed once for each."""
+        key = (name, choice[indices].tobytes())
+        if key not in self.wins:
+            rng = np.random.default_rng(zlib.crc32(name.encode()))
+            samples = rng.choice(indices, size=(BOOTSTRAP_SAMPLES, len(indices)))
+            closed = np.zeros(len(self.rows), dtype=int)
+            self.wins[key] = sum(
+                self.sign * (self.score(closed, s) - self.score(choice, s)) > 0 for s in samples
+            )
+        return self.wins[key]
 
 
 class _BleuStats:
@@ -421,8 +440,8 @@ def tune_task(task: str, rows: list[Row], scorer: Scorer) -> TaskTuning:
         if harmed:
             rejected[caution.name] = f"made {harmed[0]} worse"
             continue
-        ranked, boldest, tried = _ranked(replay, everything, caution)
-        chosen, failure = _first_robust(replay, ranked)
+        ranked, boldest, tried, trials = _ranked(replay, everything, caution)
+        chosen, failure = _first_robust(replay, everything, ranked, trials)
         if chosen is not None:
             break
         rejected[caution.name] = failure
@@ -510,13 +529,13 @@ def _held_out_results(
 
 def _select(replay: _Replay, fold: _Fold, caution: Caution):
     """(chosen, boldest, settings tried) among the settings of `fold` that `caution` admits."""
-    ranked, boldest, tried = _ranked(replay, fold, caution)
+    ranked, boldest, tried, _ = _ranked(replay, fold, caution)
     return ranked[0], boldest, tried
 
 
 def _ranked(replay: _Replay, fold: _Fold, caution: Caution):
     """(the settings `caution` admits that keep `KEEP_GAIN` of the best gain, most preferred first;
-    the boldest; how many settings were tried) on `fold`."""
+    the boldest; how many settings were tried; every admitted setting that harms no unit) on `fold`."""
     admitted = [
         trial
         for (_, accept, rerank, support, quantile, _), trial in fold.trials
@@ -524,10 +543,20 @@ def _ranked(replay: _Replay, fold: _Fold, caution: Caution):
     ]
     trials = [trial for trial in admitted if trial is not None]
     boldest = min(trials, key=lambda t: replay.sign * t[3])
-    best_gain = replay.sign * (fold.one_best - boldest[3])
-    enough = [t for t in trials if replay.sign * (fold.one_best - t[3]) >= KEEP_GAIN * best_gain]
-    ranked = sorted(
-        enough,
+    ranked = _preferred(replay, fold, trials, KEEP_GAIN * _gain(replay, fold, boldest))
+    return ranked, boldest, len(admitted), trials
+
+
+def _gain(replay: _Replay, fold: _Fold, trial) -> float:
+    """How much better than the fold's 1-best a setting scores (in the metric's points)."""
+    return replay.sign * (fold.one_best - trial[3])
+
+
+def _preferred(replay: _Replay, fold: _Fold, trials: list, min_gain: float) -> list:
+    """The settings gaining at least `min_gain`, most preferred first: the strictest familiarity,
+    then the fewest outputs taken, then the strictest confidence, then the better score."""
+    return sorted(
+        (t for t in trials if _gain(replay, fold, t) >= min_gain),
         key=lambda t: (
             -_familiarity_strictness(t[1]),
             int((t[2][fold.indices] != 0).sum()),
@@ -535,7 +564,6 @@ def _ranked(replay: _Replay, fold: _Fold, caution: Caution):
             replay.sign * t[3],
         ),
     )
-    return ranked, boldest, len(admitted)
 
 
 def _familiarity_strictness(rule: GateRule) -> float:
@@ -570,28 +598,51 @@ def _gains_by_chance(replay: _Replay, choice: np.ndarray) -> str | None:
     """Why the gain of `choice` may be luck, or None: the first dev domain it changes that does not beat
     its 1-best in `CONFIDENCE` of `BOOTSTRAP_SAMPLES` paired bootstrap resamples of the domain's rows.
     A handful of lucky edits clears the 1% bar on a small dev set and then loses on the test file."""
-    closed = np.zeros(len(replay.rows), dtype=int)
-    rng = np.random.default_rng(0)
     for name, indices in _judged(replay).items():
         if not choice[indices].any():
             continue
-        samples = rng.choice(indices, size=(BOOTSTRAP_SAMPLES, len(indices)))
-        wins = sum(replay.sign * (replay.score(closed, s) - replay.score(choice, s)) > 0 for s in samples)
+        wins = replay.bootstrap_wins(name, indices, choice)
         if wins < CONFIDENCE * BOOTSTRAP_SAMPLES:
             return f"gained on {name} in only {wins / BOOTSTRAP_SAMPLES:.0%} of bootstrap resamples"
     return None
 
 
-def _first_robust(replay: _Replay, ranked: list) -> tuple[tuple | None, str | None]:
+def _first_robust(
+    replay: _Replay, fold: _Fold, ranked: list, trials: list
+) -> tuple[tuple | None, str | None]:
     """The first of the `ROBUST_CANDIDATES` most preferred settings whose gains hold under resampling
-    (`_gains_by_chance`), or None with why the first of them did not."""
+    (`_gains_by_chance`). When none does, the level's best gains were luck, and it is judged by the
+    largest gain that holds instead: the most preferred of the settings that keep `KEEP_GAIN` of it
+    and hold. None, with why the first preferred setting did not hold, when no gain holds."""
     first_failure = None
     for trial in ranked[:ROBUST_CANDIDATES]:
         failure = _gains_by_chance(replay, trial[2])
         if failure is None:
             return trial, None
         first_failure = first_failure or failure
-    return None, f"{first_failure}; none of its {min(len(ranked), ROBUST_CANDIDATES)} preferred settings held"
+    held = _largest_gain_that_holds(replay, fold, trials)
+    if held is not None:
+        for trial in _preferred(replay, fold, trials, KEEP_GAIN * held):
+            if _gains_by_chance(replay, trial[2]) is None:
+                return trial, None
+    shown = min(len(ranked), ROBUST_CANDIDATES)
+    return None, f"{first_failure}; none of its {shown} preferred settings held, nor any smaller gain"
+
+
+def _largest_gain_that_holds(replay: _Replay, fold: _Fold, trials: list) -> float | None:
+    """The largest positive gain on `fold` of a setting whose gains hold under resampling, or None.
+    Settings are tried by gain, each distinct choice of outputs once."""
+    seen: set[bytes] = set()
+    for trial in sorted(trials, key=lambda t: -_gain(replay, fold, t)):
+        gain = _gain(replay, fold, trial)
+        if gain <= 0:
+            return None
+        key = trial[2].tobytes()
+        if key not in seen:
+            seen.add(key)
+            if _gains_by_chance(replay, trial[2]) is None:
+                return gain
+    return None
 
 
 def _relative_gain(replay: _Replay, one_best: float, score: float) -> float:
