@@ -31,7 +31,7 @@ from neko.correct.lm import Generated, Hopeless, LanguageModel, PromptScores, le
 from neko.correct.model_dir import ModelInfo, check_model_files, read_model_info, resolve_model_dir
 from neko.correct.prompts import Prompt, build_prompt, decode, decode_start, encode
 from neko.correct.safety import SafetyValve
-from neko.correct.spacing import match_spacing, match_spacing_start
+from neko.correct.spacing import Spacing, match_spacing, match_spacing_start
 from neko.correct.tokenizer import load_tokenizer
 from neko.data.schema import Example
 from neko.errors import NekoError
@@ -315,10 +315,14 @@ class Corrector:
         if all(valve is None for valve in valves):
             return None
 
+        spacings = [Spacing.of(item.hypotheses[0]) for item in items]  # read once, not at every step
+
         def hopeless(row: int, ids: Sequence[int]) -> bool:
             valve, hypotheses = valves[row], items[row].hypotheses
-            start = match_spacing_start(decode_start(self.tokenizer, ids), hypotheses[0])
-            return valve is not None and valve.certain_refusal(start, hypotheses[0], hypotheses) is not None
+            if valve is None:
+                return False
+            start = match_spacing_start(decode_start(self.tokenizer, ids), hypotheses[0], spacings[row])
+            return valve.certain_refusal(start, hypotheses[0], hypotheses) is not None
 
         return hopeless
 

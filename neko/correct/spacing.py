@@ -84,11 +84,12 @@ def match_spacing(output: str, source: str) -> str:
     return " ".join(respace(output.split(), source, spacing))
 
 
-def match_spacing_start(start: str, source: str) -> str:
+def match_spacing_start(start: str, source: str, spacing: Spacing | None = None) -> str:
     """The beginning of every output that begins with `start` (one still being written), once
     matched to `source`: `start` itself when `source` is not tokenized; else its tokens but the last,
-    which may be the beginning of a word whose spacing is still to be decided ("don" of "do n't")."""
-    spacing = Spacing.of(source)
+    which may be the beginning of a word whose spacing is still to be decided ("don" of "do n't").
+    `spacing`: `Spacing.of(source)` when the caller has it (a check run at every decoding step)."""
+    spacing = Spacing.of(source) if spacing is None else spacing
     if spacing == Spacing():
         return start
     return " ".join(respace(start.split()[:-1], source, spacing))
