@@ -4,6 +4,7 @@ process trains with the same global batch; the shipped FSDP and DeepSpeed config
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ from train_fixtures import FIXTURE, write_config
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from neko.data.formats import read_examples
+from neko.train.budget import PROBE_STEPS
 from neko.train.config import load_config
 from neko.train.data import collate, encode_example
 from neko.train.loop import next_token_losses, train
@@ -109,6 +111,30 @@ def test_a_two_process_run_resumes_from_its_checkpoint_to_the_same_model(two_pro
     assert [m["step"] for m in read_metrics(run_dir)] == list(range(1, 7))
     assert [m["loss"] for m in read_metrics(run_dir)][-1] == pytest.approx(last, rel=1e-5)
     assert lm_loss(run_dir / "model") == pytest.approx(finished, rel=1e-5)
+
+
+def test_two_processes_sized_by_a_time_budget_agree_on_where_to_stop(tmp_path):
+    """Each process times its own steps; the main process's size is the one every process takes, so
+    none waits for a step the other never takes (a hang) and both save the same last step."""
+    config = write_config(
+        tmp_path,
+        optim__epochs=500,
+        optim__max_steps=400,
+        optim__warmup_steps=30,
+        optim__time_budget_s=6,
+        optim__tokens_per_batch=TOKENS_PER_BATCH,
+        run__save_every=1000,
+    )
+    result = torchrun(config)
+    assert result.stdout.count("model saved") == 1
+    steps = [m["step"] for m in read_metrics(tmp_path / "run") if "lr" in m]
+    last = steps[-1]
+    assert PROBE_STEPS <= last < 400
+    state = json.loads(
+        (tmp_path / "run" / "checkpoints" / f"step-{last:08d}" / "trainer_state.json").read_text()
+    )
+    assert state["sized_steps"] == last
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()
 
 
 def test_accelerate_launch_that_would_start_one_process_is_refused(monkeypatch):
