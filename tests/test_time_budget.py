@@ -58,9 +58,13 @@ def test_the_steps_that_fit_the_remaining_budget_at_the_measured_rate_are_planne
     assert fitted_steps(budget=50, elapsed=60, seconds_per_step=1.0, done=20) == 20  # over: stop now
 
 
-def test_a_budgeted_run_ends_at_the_step_its_rate_reaches_with_its_schedule_annealed(tmp_path, clock):
+def test_a_budgeted_run_ends_at_the_step_its_rate_reaches_with_its_schedule_annealed(tmp_path, clock, capsys):
     train(load_config(budget_config(tmp_path, seconds=50)))
     expected = PROBE_STEPS + int((50 - PROBE_STEPS) * MARGIN)  # a second a step: 20 s spent probing
+    assert (
+        f"time budget 50 s: 1 s per step over steps 3-20; the run ends at step {expected} of {PLANNED}"
+        in (capsys.readouterr().err)
+    )
     rates = learning_rates(tmp_path / "run")
     assert max(rates) == expected < PLANNED
     assert rates[expected] == 0.0  # the cosine schedule ran to its end

@@ -15,7 +15,7 @@ from accelerate.utils import broadcast_object_list
 from transformers import get_scheduler
 
 from neko.train.checkpoints import rewarmed
-from neko.train.setup import Run
+from neko.train.setup import Run, notice
 
 PROBE_STEPS = 20
 """Steps timed before the run is sized. The first `WARM_UP_STEPS` of them are not counted: they
@@ -47,10 +47,18 @@ class TimeBudget:
         if done < self.probe_end or self.timer_start is None:
             return
         first, then = self.timer_start
-        steps = fitted_steps(self.seconds, now - self.started, (now - then) / (done - first), done)
-        resize(run, min(run.total_steps, agreed(steps)))
+        seconds_per_step = (now - then) / (done - first)
+        planned = run.total_steps
+        steps = fitted_steps(self.seconds, now - self.started, seconds_per_step, done)
+        resize(run, min(planned, agreed(steps)))
         run.sized_steps = run.total_steps
         self.sized = True
+        notice(
+            run.accelerator,
+            f"time budget {self.seconds:g} s: {seconds_per_step:.3g} s per step over steps "
+            f"{first + 1}-{done}; the run ends at step {run.total_steps} of {planned}, its "
+            "learning-rate schedule fitted to it",
+        )
 
 
 def fitted_steps(budget: float, elapsed: float, seconds_per_step: float, done: int) -> int:
