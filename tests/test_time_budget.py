@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from test_train_runs import config_file
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from train_fixtures import counted_optimizer_steps
 
 import neko.train.loop
@@ -126,13 +127,21 @@ def cosine(step: int, warmup: int, total: int) -> float:
 def test_a_probe_that_ends_after_the_warmup_moves_the_learning_rate_to_the_new_schedule_at_once(
     tmp_path, clock
 ):
-    train(load_config(budget_config(tmp_path, seconds=50), {"optim.warmup_steps": 5}))
+    used = []  # the rate each optimizer step takes
+    hook = register_optimizer_step_pre_hook(
+        lambda optimizer, *_: used.append(optimizer.param_groups[0]["lr"])
+    )
+    try:
+        train(load_config(budget_config(tmp_path, seconds=50), {"optim.warmup_steps": 5}))
+    finally:
+        hook.remove()
     expected = PROBE_STEPS + int((50 - PROBE_STEPS) * MARGIN)
     rates = learning_rates(tmp_path / "run")
     # the rate logged after step s is the one step s + 1 uses: planned over 200 steps until the probe
     # ends at step 20, over the fitted 48 from then on
     assert rates[PROBE_STEPS - 1] == pytest.approx(3e-3 * cosine(PROBE_STEPS - 1, 5, PLANNED))
     assert rates[PROBE_STEPS] == pytest.approx(3e-3 * cosine(PROBE_STEPS, 5, expected))
+    assert used[PROBE_STEPS] == pytest.approx(rates[PROBE_STEPS])  # and step 21 takes it
     assert rates[expected] == 0.0
 
 
