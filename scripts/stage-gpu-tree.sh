@@ -7,7 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
-rm -rf models parked reports
+if [ -n "$(git status --porcelain -- models parked reports data)" ]; then
+  echo "error: models/, parked/, reports/ or data/ hold changes git has not recorded (or the tree is" \
+    "staged already); commit or stash them first, or restore with: git checkout -- ." >&2
+  exit 2
+fi
+rm -rf models parked reports  # the ignored ONNX exports go too: scripts/setup.sh writes them again
 "$python" - configs/neko-small.yaml <<'PY'
 import gzip, subprocess, sys
 from pathlib import Path
