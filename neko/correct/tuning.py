@@ -222,6 +222,7 @@ class _Replay:
         self.stats = STATS_METRICS[self.metric](rows, self.texts) if self.metric in STATS_METRICS else None
         self.cache: dict[tuple[str, bytes], float] = {}
         self.wins: dict[tuple[str, bytes], int] = {}
+        self.resamples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def _edit_table(self) -> tuple[np.ndarray, np.ndarray]:
         normalize = self.scorer.normalize_fn(self.rows[0].example.task)
@@ -258,13 +259,20 @@ class _Replay:
         answer depends on the domain's own choices alone and is computed once for each."""
         key = (name, choice[indices].tobytes())
         if key not in self.wins:
+            samples, one_best = self._resamples(name, indices)
+            scores = np.array([self.score(choice, sample) for sample in samples])
+            self.wins[key] = int((self.sign * (one_best - scores) > 0).sum())
+        return self.wins[key]
+
+    def _resamples(self, name: str, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Domain `name`'s bootstrap resamples of its rows and the 1-best's score on each, drawn and
+        scored once: every choice the domain is judged on is compared with the same ones."""
+        if name not in self.resamples:
             rng = np.random.default_rng(zlib.crc32(name.encode()))
             samples = rng.choice(indices, size=(BOOTSTRAP_SAMPLES, len(indices)))
             closed = np.zeros(len(self.rows), dtype=int)
-            self.wins[key] = sum(
-                self.sign * (self.score(closed, s) - self.score(choice, s)) > 0 for s in samples
-            )
-        return self.wins[key]
+            self.resamples[name] = (samples, np.array([self.score(closed, sample) for sample in samples]))
+        return self.resamples[name]
 
 
 class _BleuStats:
