@@ -32,19 +32,24 @@ class TimeBudget:
     def __init__(self, run: Run, started: float) -> None:
         self.seconds = run.config.optim.time_budget_s
         self.started = started
+        self.run = run
         if run.sized_steps is not None:
             resize(run, run.sized_steps)
-        self.sized = self.seconds is None or run.sized_steps is not None
-        self.probe_end = run.start + PROBE_STEPS
         self.timer_start: tuple[int, float] | None = None
 
-    def after_step(self, run: Run, done: int, now: float) -> None:
+    @property
+    def sized(self) -> bool:
+        """Whether the run's length is settled: it has no budget, or the budget has sized it."""
+        return self.seconds is None or self.run.sized_steps is not None
+
+    def after_step(self, done: int, now: float) -> None:
         """Note the step `done` finished at `now`; at the probe's end, size the run."""
         if self.sized:
             return
+        run = self.run
         if done == run.start + WARM_UP_STEPS:
             self.timer_start = (done, now)
-        if done < self.probe_end or self.timer_start is None:
+        if done < run.start + PROBE_STEPS or self.timer_start is None:
             return
         first, then = self.timer_start
         seconds_per_step = (now - then) / (done - first)
@@ -52,7 +57,6 @@ class TimeBudget:
         steps = fitted_steps(self.seconds, now - self.started, seconds_per_step, done)
         resize(run, min(planned, agreed(steps)))
         run.sized_steps = run.total_steps
-        self.sized = True
         notice(
             run.accelerator,
             f"time budget {self.seconds:g} s: {seconds_per_step:.3g} s per step over steps "

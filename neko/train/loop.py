@@ -50,7 +50,7 @@ def train(
             optimizer_step(run, step, stats)
             step = done = step + 1
             if not budget.sized:
-                budget.after_step(run, done, time.perf_counter())
+                budget.after_step(done, time.perf_counter())
                 end = stop_step(run, until)
                 bar.update(task, total=run.total_steps)
             if done % config.run.log_every == 0 or done == end:
