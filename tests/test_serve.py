@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
+from safetensors.torch import save_file
 from serve_fixtures import Recorder, free_socket, running, same_answer, wait_ready
 from typer.testing import CliRunner
 
@@ -147,6 +151,8 @@ def test_health_reports_a_model_that_failed_to_load():
         health = httpx.get(f"{url}/health", timeout=5)
         assert health.status_code == 503
         assert health.json() == {"error": "the model failed to load: OSError: no such model"}
+        request = post(url, {"task": "asr", "inputs": ["a"]})  # it will never be ready: say why
+        assert (request.status_code, request.json()) == (503, health.json())
 
 
 @pytest.mark.parametrize(
@@ -420,23 +426,62 @@ def test_serve_command_rejects_a_missing_model_before_listening(tmp_path):
     assert "\n" not in str(result.exception)
 
 
+class RecordingServer:
+    """Stands in for `uvicorn.Server`: records what it was asked to serve, serves nothing."""
+
+    def __init__(self, started: dict):
+        self.started = started
+
+    def __call__(self, config: uvicorn.Config) -> RecordingServer:
+        self.started.update(app=config.app, host=config.host, port=config.port)
+        return self
+
+    def run(self) -> None:
+        pass
+
+
 def test_serve_command_builds_the_app_with_the_demo_examples(model_path, monkeypatch):
     if not any(command.name == "serve" for command in app_cli.registered_commands):
         _register_commands()
     started = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app, **options))
-    result = CliRunner().invoke(app_cli, ["serve", "--model", str(model_path), "--port", "8123"])
+    monkeypatch.setattr(uvicorn, "Server", RecordingServer(started))
+    result = CliRunner().invoke(app_cli, ["serve", "--model", str(model_path), "--port", "0"])
     assert result.exit_code == 0, result.output
-    assert started["port"] == 8123 and started["host"] == "127.0.0.1"
+    assert started["port"] == 0 and started["host"] == "127.0.0.1"
     assert started["app"].state.service.examples  # examples/demo.jsonl, for the page's picker
+
+
+def test_serve_command_stops_with_one_line_when_the_model_fails_to_load(model_path, tmp_path):
+    if not any(command.name == "serve" for command in app_cli.registered_commands):
+        _register_commands()
+    broken = tmp_path / "broken"
+    shutil.copytree(model_path, broken)
+    save_file({"x": torch.zeros(1)}, broken / "model.safetensors")  # none of the model's weights
+    result = CliRunner().invoke(app_cli, ["serve", "--model", str(broken), "--port", "0"])
+    assert isinstance(result.exception, NekoError), result.output
+    message = str(result.exception)
+    assert message.startswith("the model failed to load: ") and str(broken) in message
+    assert "missing" in message and "\n" not in message
+
+
+def test_serve_command_refuses_a_port_it_cannot_listen_on(model_path):
+    if not any(command.name == "serve" for command in app_cli.registered_commands):
+        _register_commands()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app_cli, ["serve", "--model", str(model_path), "--port", str(port)])
+    assert isinstance(result.exception, NekoError)
+    assert str(result.exception).startswith(f"cannot listen on 127.0.0.1:{port}: ")
 
 
 def test_the_served_model_loads_without_the_collector_which_is_on_while_serving(model_path, monkeypatch):
     if not any(command.name == "serve" for command in app_cli.registered_commands):
         _register_commands()
     started = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(app=app))
-    assert CliRunner().invoke(app_cli, ["serve", "--model", str(model_path)]).exit_code == 0
+    monkeypatch.setattr(uvicorn, "Server", RecordingServer(started))
+    assert CliRunner().invoke(app_cli, ["serve", "--model", str(model_path), "--port", "0"]).exit_code == 0
     load, during = Corrector.from_pretrained, []
 
     def recording_load(*args, **kwargs):

@@ -28,9 +28,6 @@ def export_command(
     if to not in FORMATS:
         raise NekoError(f"unknown export format {to!r}; expected one of {', '.join(FORMATS)}")
     with start_up():
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
         if to == "gguf":
             from neko.correct.gguf_export import export_gguf
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from neko.correct.decoding import copy_generate
 from neko.correct.generation import generate, score_after_prompts
 from neko.correct.lm import Generated, Hopeless, PromptScores
-from neko.errors import NekoError, first_line
+from neko.errors import NekoError
 
 TORCH_ENGINES = ("copy", "transformers")
 
@@ -58,19 +57,13 @@ def load_model(path: Path, device: torch.device, dtype: torch.dtype | str | None
     """The causal LM, from safetensors, in eval mode on `device`; `dtype` (a torch dtype or its name)
     None: float32 on CPU (float16 is slow there, bfloat16 fast only on CPUs made for it), the
     checkpoint's own elsewhere."""
-    from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM
+    from neko.moe.upcycle import load_checkpoint
 
     if dtype is None:
         dtype = torch.float32 if device.type == "cpu" else "auto"
     elif isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
-    kwargs: dict[str, Any] = {"use_safetensors": True, "dtype": dtype}
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError, SafetensorError) as error:
-        raise NekoError(f"{path}: cannot load the model ({first_line(error)})") from None
-    return model.to(device).eval()
+    return load_checkpoint(path, dtype).to(device).eval()
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

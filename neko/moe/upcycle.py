@@ -156,13 +156,45 @@ def upcycle(
 
 def load_checkpoint(path: str | Path, dtype: torch.dtype | str = "auto") -> PreTrainedModel:
     """The causal LM of checkpoint folder `path`, from safetensors only; a one-line error when it
-    cannot be loaded."""
+    cannot be loaded, or when its weights lack a tensor the model has (transformers would fill it with
+    random numbers and carry on). transformers' own loading report and progress bar stay quiet: the
+    error says what is wrong."""
     from safetensors import SafetensorError
 
     try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
+        with _quiet_transformers():
+            model, info = AutoModelForCausalLM.from_pretrained(
+                path, dtype=dtype, use_safetensors=True, output_loading_info=True
+            )
+    except RuntimeError:
+        raise NekoError(
+            f"{path}: cannot load the model (its weights do not fit its config.json: a tensor is "
+            "missing or of another shape)"
+        ) from None
     except (OSError, ValueError, SafetensorError) as error:
         raise NekoError(f"{path}: cannot load the model ({first_line(error)})") from None
+    missing = sorted(info["missing_keys"]) + [name for name, *_ in info["mismatched_keys"]]
+    if missing:
+        raise NekoError(
+            f"{path}: cannot load the model ({len(missing)} of its tensors are missing from the weights "
+            f"or of another shape; first: {missing[0]})"
+        )
+    return model
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    from transformers.utils import logging as transformers_logging
+
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
 
 
 def upcycle_checkpoint(

@@ -64,8 +64,15 @@ class ServeSettings:
 class _Service:
     """What the endpoints share: the corrector once loaded, its batcher, and the metrics."""
 
-    def __init__(self, load: Callable[[], Corrector], settings: ServeSettings, examples: list[Example]):
+    def __init__(
+        self,
+        load: Callable[[], Corrector],
+        settings: ServeSettings,
+        examples: list[Example],
+        on_load_failure: Callable[[str], None] | None = None,
+    ):
         self.load = load
+        self.on_load_failure = on_load_failure
         self.settings = settings
         self.examples = examples
         self.metrics = ServeMetrics()
@@ -84,6 +91,8 @@ class _Service:
                 str(error) if isinstance(error, NekoError) else f"{type(error).__name__}: {error}"
             )
             log.error("the model failed to load: %s", self.load_error)
+            if self.on_load_failure is not None:
+                self.on_load_failure(self.load_error)
             return
         settings = self.settings
         batcher: MicroBatcher[Example, dict[str, Any]] = MicroBatcher(
@@ -115,10 +124,12 @@ def create_app(
     load: Callable[[], Corrector],
     settings: ServeSettings = ServeSettings(),
     examples_file: Path | None = None,
+    on_load_failure: Callable[[str], None] | None = None,
 ) -> FastAPI:
     """The app; `load` builds the corrector (in a thread, after start-up); `examples_file` (neko's
-    JSONL) holds the examples the web page offers."""
-    service = _Service(load, settings, read_examples(examples_file) if examples_file else [])
+    JSONL) holds the examples the web page offers; `on_load_failure` is called with the reason when
+    `load` fails (the command stops the server: it would never be ready)."""
+    service = _Service(load, settings, read_examples(examples_file) if examples_file else [], on_load_failure)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -159,6 +170,8 @@ def create_app(
     async def correct(body: CorrectRequest, request: Request) -> Response:
         """Correct each input: a string (1-best), an N-best list (best first) or an object with `id`,
         `task` and `hypotheses`. Corrections come back in input order."""
+        if service.load_error is not None:
+            raise HTTPException(503, f"the model failed to load: {service.load_error}")
         if service.batcher is None or service.corrector is None:
             raise HTTPException(503, "the model is loading; GET /health says when it is ready")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
@@ -45,6 +46,7 @@ def serve_command(
     read_model_info(model_dir)
     if max_batch < batch_size:
         raise NekoError(f"--max-batch ({max_batch}) must be at least --batch-size ({batch_size})")
+    check_listen(host, port)
     settings = ServeSettings(
         max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, batch_size=batch_size
     )
@@ -55,6 +57,31 @@ def serve_command(
         with start_up():
             return Corrector.from_pretrained(model_dir, device=device)
 
-    app = create_app(load, settings, examples_file=examples)
+    failure: list[str] = []
+
+    def stop(reason: str) -> None:
+        failure.append(reason)
+        server.should_exit = True
+
+    app = create_app(load, settings, examples_file=examples, on_load_failure=stop)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level="info"
+        )
+    )
     typer.echo(f"neko serve: {model_dir} on http://{host}:{port}/ (loading the model)", err=True)
-    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level="info")
+    server.run()
+    if failure:
+        raise NekoError(f"the model failed to load: {failure[0]}")
+
+
+def check_listen(host: str, port: int) -> None:
+    """A one-line error, before the server starts, when it could not listen on `host`:`port` (an
+    unknown address, a port in use or one it may not take)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as error:
+        raise NekoError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
