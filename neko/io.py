@@ -3,8 +3,9 @@
 Writing is atomic (a temporary file in the same folder, fsynced, then `os.replace`), so a reader never
 sees half a file and a failed run leaves the old file whole. A replaced file keeps its permissions; a
 new one gets the usual ones (0666 less the umask). A symlink is written through: its target is
-replaced, the link stays. `check_writable` (and `check_writable_folder`) refuse, before any work
-starts, a path that cannot be written.
+replaced, the link stays. A device, pipe or socket (`/dev/null`, `/dev/stdout`) is written straight
+into: there is no file to replace. `check_writable` (and `check_writable_folder`) refuse, before any
+work starts, a path that cannot be written.
 
 Reading is strict UTF-8 (a leading byte-order mark is dropped), gzip-compressed when the name ends in
 `.gz`, and splits lines on "\\n" only (a trailing "\\r" of a Windows line end is dropped; a form feed or
@@ -58,6 +59,10 @@ def check_writable(path: str | Path) -> Path:
     """`path` as a file neko can write, or a one-line error: call it before the work that makes the
     content, so a mistyped `--out` fails at once instead of after an hour of decoding."""
     path = Path(path)
+    if is_stream(path):
+        if not os.access(path, os.W_OK):
+            raise NekoError(f"{path}: cannot write (permission denied)")
+        return path
     target = Path(os.path.realpath(path))
     if target.is_dir():
         raise NekoError(f"{path}: is a folder, expected a file to write")
@@ -65,6 +70,23 @@ def check_writable(path: str | Path) -> Path:
         raise NekoError(f"{path}: the file is read-only")
     _check_parent(path, target.parent)
     return target
+
+
+def is_stream(path: str | Path) -> bool:
+    """Whether `path` is a device, pipe or socket (its link followed): written into as it is."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def check_not_input(out: str | Path, inputs: Iterable[str | Path]) -> None:
+    """Refuse an output path that is one of the inputs (or a link to one): writing it would replace
+    what the user gave before it was read whole."""
+    for given in inputs:
+        if str(given) != "-" and Path(out).exists() and Path(given).exists() and os.path.samefile(out, given):
+            raise NekoError(f"{out}: is the input file {given}; write the output elsewhere")
 
 
 def check_writable_folder(path: str | Path) -> Path:
@@ -125,8 +147,12 @@ def atomic_write(path: str | Path, compressed: bool | None = None) -> Iterator[I
 @contextmanager
 def atomic_binary(path: str | Path) -> Iterator[IO[bytes]]:
     """A binary handle whose content replaces `path` (its mode kept) when the block ends without an
-    error, synced to disk first; on an error the old file stays and no temporary is left."""
+    error, synced to disk first; on an error the old file stays and no temporary is left. A device
+    or pipe is written straight into."""
     target = check_writable(path)
+    if is_stream(target):
+        yield from _stream(path)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -150,6 +176,20 @@ def atomic_binary(path: str | Path) -> Iterator[IO[bytes]]:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_folder(target.parent)
+
+
+def _stream(path: str | Path) -> Iterator[IO[bytes]]:
+    try:
+        raw = open(path, "wb")  # noqa: SIM115 (closed by the with below, whose errors are reported)
+    except OSError as error:
+        raise NekoError(f"{path}: cannot write ({_reason(error)})") from None
+    try:
+        with raw:
+            yield raw
+    except OSError as error:
+        if error.errno in STORAGE_ERRORS or error.errno == errno.EPIPE:
+            raise NekoError(f"{path}: cannot write ({_reason(error)})") from None
+        raise
 
 
 def give_usual_mode(*paths: str | Path) -> None:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from neko.cli import _register_commands, app
 from neko.correct import onnx_export as onnx_export_module
+from neko.correct import torch_lm
 from neko.correct.generation import left_pad
 from neko.correct.gguf_export import export_gguf, permute_rope
 from neko.correct.onnx_export import COPIED, MODEL_FILE, export_onnx
@@ -197,3 +198,21 @@ def test_a_damaged_config_is_one_line_naming_the_file(tmp_path, model_path, to, 
     message = str(result.exception)
     assert "\n" not in message and message.startswith(f"{broken / 'config.json'}")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_gguf_is_not_written_over_the_model_or_into_a_folder(tmp_path, model_path, monkeypatch):
+    model = tmp_path / "model"
+    shutil.copytree(model_path, model)
+    weights = (model / "model.safetensors").read_bytes()
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("keep me\n")
+    loads = []
+    monkeypatch.setattr(torch_lm, "load_model", lambda *args: loads.append(args))  # no work may start
+    for out, fragment in (
+        (model / "model.safetensors", "is a file of the model"),
+        (tmp_path / "folder", "is a folder"),
+        (tmp_path / "file" / "m.gguf", "is a file, not a folder"),
+    ):
+        result = invoke_export(model, out)
+        assert isinstance(result.exception, NekoError) and fragment in str(result.exception), result.output
+    assert loads == [] and (model / "model.safetensors").read_bytes() == weights

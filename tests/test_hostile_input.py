@@ -6,9 +6,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import shutil
 import stat
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +232,80 @@ def test_a_damaged_model_file_is_a_one_line_error(neko_cli, tmp_path, model_path
     (broken / name).write_bytes(damage((broken / name).read_bytes()))
     source = write_lines(tmp_path / "d.jsonl", GOOD)
     one_line_error(neko_cli("correct", source, "-m", broken), "broken")
+
+
+def _drop_first_expert_tensor(tensors: dict) -> dict:
+    name = next(n for n in tensors if ".experts." in n)
+    return {n: t for n, t in tensors.items() if n != name}
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        (lambda tensors: {"x": torch.zeros(1)}, "tensors are missing from the weights"),
+        (_drop_first_expert_tensor, "do not fit its config.json"),
+        (lambda tensors: {**tensors, "model.norm.weight": torch.zeros(3)}, "of another shape"),
+    ],
+    ids=["none-of-its-tensors", "a-tensor-missing", "a-tensor-of-another-shape"],
+)
+def test_weights_that_do_not_fit_the_model_are_a_one_line_error(
+    neko_cli, tmp_path, model_path, damage, fragment
+):
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_path, broken)
+    save_file(damage(load_file(broken / "model.safetensors")), broken / "model.safetensors")
+    source = write_lines(tmp_path / "d.jsonl", GOOD)
+    run = neko_cli("correct", source, "-m", broken)
+    one_line_error(run, "broken: cannot load the model", fragment)
+    assert run.out == ""  # nothing corrected by a model with random weights
+
+
+def test_correct_and_convert_refuse_to_write_over_their_input(neko_cli, tmp_path, model_path):
+    source = write_lines(tmp_path / "d.jsonl", GOOD)
+    before = source.read_bytes()
+    one_line_error(neko_cli("correct", source, "-m", model_path, "--out", source), "is the input file")
+    (tmp_path / "link.jsonl").symlink_to(source)
+    one_line_error(neko_cli("data", "convert", source, tmp_path / "link.jsonl"), "is the input file")
+    assert source.read_bytes() == before
+
+
+def test_a_pipe_is_written_into_not_replaced(neko_cli, tmp_path, model_path):
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+    source = write_lines(tmp_path / "d.jsonl", GOOD)
+    run = neko_cli("data", "convert", source, pipe, "--to", "jsonl")
+    reader.join(30)
+    assert run.code == 0, run.err
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)  # still the pipe, not a file in its place
+    assert [json.loads(line)["id"] for line in received[0].decode().splitlines()] == ["a"]
+
+
+def test_a_run_folder_that_is_a_file_is_a_one_line_error(neko_cli, tmp_path):
+    (tmp_path / "taken").write_text("keep me\n")
+    data = write_lines(tmp_path / "d.jsonl", GOOD)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"tasks: [asr]\ndata: {{train: [{data}], dev: [{data}]}}\nrun: {{out_dir: {tmp_path / 'taken'}}}\n"
+    )
+    one_line_error(neko_cli("train", config), "taken: is a file, expected a folder")
+    assert (tmp_path / "taken").read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("correct", "d.jsonl", "--batch-size", "-1"), "'--batch-size'"),
+        (("correct", "--no-such-option"), "No such option: --no-such-option"),
+        (("corect",), "No such command 'corect'"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_naming_the_help(neko_cli, args, fragment):
+    one_line_error(neko_cli(*args), fragment, "--help')")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -22,7 +22,7 @@ from neko.correct.engines import (
 )
 from neko.data.formats import FORMATS
 from neko.errors import NekoError
-from neko.io import check_writable, check_writable_folder, json_line, write_text
+from neko.io import check_not_input, check_writable, check_writable_folder, json_line, write_text
 from neko.progress import QUIET_HELP, progress_bar
 
 if TYPE_CHECKING:
@@ -91,6 +91,8 @@ def correct_command(
         from neko.data.formats import read_data
 
     to_file = check_output(output_format, out)
+    if to_file:
+        check_not_input(out, [input])
     check_dtype(dtype, check_engine(engine))
     model_dir = resolve_model_dir(model)
     check_model_files(model_dir, onnx=True)  # the weights a torch engine needs are checked on loading
@@ -146,14 +148,11 @@ def load_corrector(
         from neko.correct.corrector import Corrector
 
         if pick_engine(engine, model_dir, inputs, device) != "onnx":
-            from transformers.utils import logging as transformers_logging
-
             from neko.correct.torch_lm import resolve_device
             from neko.precision import cpu_has_bf16, emulated_bf16
 
             if resolve_device(device).type == "cpu" and dtype == "bfloat16" and not cpu_has_bf16():
                 typer.echo(f"{emulated_bf16('--dtype bfloat16')}; leave --dtype auto for float32", err=True)
-            transformers_logging.disable_progress_bar()
         return Corrector.from_pretrained(model_dir, device=device, dtype=dtype, engine=engine, inputs=inputs)
 
 
@@ -254,8 +253,6 @@ def tune_gate_command(
     domain held out may not make that domain lose more than 1%. --write stores the choice in the
     model's neko.json."""
     with start_up():
-        from transformers.utils import logging as transformers_logging
-
         from neko.correct.corrector import Corrector
         from neko.correct.gate_report import print_tunings, write_tunings
         from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
@@ -290,7 +287,6 @@ def tune_gate_command(
     if evidence is not None and evidence.exists():
         rows = read_rows(evidence, examples, model_fingerprint(model_dir))
     else:
-        transformers_logging.disable_progress_bar()
         with start_up():
             corrector = Corrector.from_pretrained(model_dir, engine=engine, inputs=len(examples))
         with progress_bar("correcting", len(examples), quiet) as corrector.progress:

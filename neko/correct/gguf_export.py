@@ -22,7 +22,7 @@ import numpy as np
 from neko.correct.model_dir import check_model_files, read_model_info, resolve_model_dir
 from neko.correct.tokenizer import config_token
 from neko.errors import NekoError
-from neko.io import read_json_object
+from neko.io import check_writable, is_stream, read_json_object
 
 ARCHITECTURE = "llama"
 SUPPORTED = ("mixtral", "mistral")
@@ -50,6 +50,7 @@ def export_gguf(model: str | Path | None, out: str | Path) -> Path:
     path = resolve_model_dir(model)
     check_model_files(path)
     read_model_info(path)
+    out = _check_out(Path(out), path)
     config = read_json_object(path / "config.json")
     model_type = config.get("model_type")
     if model_type not in SUPPORTED:
@@ -60,7 +61,6 @@ def export_gguf(model: str | Path | None, out: str | Path) -> Path:
 
     hf_model = load_model(path, torch.device("cpu"), torch.float32)
     state = {name: tensor.detach().numpy() for name, tensor in hf_model.state_dict().items()}
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.tmp")
     writer = gguf.GGUFWriter(str(temporary), ARCHITECTURE)
@@ -77,6 +77,17 @@ def export_gguf(model: str | Path | None, out: str | Path) -> Path:
     finally:
         if temporary.exists():
             temporary.unlink()
+    return out
+
+
+def _check_out(out: Path, model_dir: Path) -> Path:
+    """`out` as a regular file neko can write that is not one of the model's own files, or a one-line
+    error before the export's work."""
+    if is_stream(out):
+        raise NekoError(f"{out}: is a device or pipe; a GGUF file is written to a regular file")
+    target = check_writable(out)
+    if target.exists() and target.parent == model_dir.resolve():
+        raise NekoError(f"{out}: is a file of the model {model_dir}; write the GGUF file elsewhere")
     return out
 
 

@@ -24,7 +24,7 @@ from neko.data.text import (
     read_held_out,
 )
 from neko.errors import NekoError
-from neko.io import check_writable, write_text
+from neko.io import check_not_input, check_writable, write_text
 from neko.resources import CHECKOUT
 
 
@@ -105,10 +105,9 @@ def convert(
     dataset: Annotated[str | None, typer.Option("--dataset", help="set the dataset of every example")] = None,
 ) -> None:
     """Convert IN to OUT between the formats neko reads (jsonl, hyporadise, gensec, text)."""
-    if source != STDIN and target != STDIN and Path(source).resolve() == Path(target).resolve():
-        raise typer.BadParameter("IN and OUT are the same file")
     if target != STDIN:
         check_writable(target)
+        check_not_input(target, [source])
     examples = read_examples(source, format=from_format, task=task, dataset=dataset)
     count = write_examples(target, examples, format=to_format)
     if target != STDIN:

@@ -23,7 +23,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 from neko.correct.model_dir import ROUTING_STRATEGY
 from neko.data.schema import Example, require_references
 from neko.errors import NekoError
-from neko.io import read_lines
+from neko.io import check_writable_folder, read_lines
 from neko.moe import ExpertAssignment, apply_task_guidance, enable_gradient_checkpointing
 from neko.precision import cpu_has_bf16, emulated_bf16
 from neko.train.checkpoints import Checkpoints, rewarm
@@ -71,6 +71,7 @@ class Run:
 def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> Run:
     """Build a run from a validated config: a new one, or (`resume`) the one in `run.out_dir`."""
     accelerator = start_accelerator(config)
+    check_writable_folder(config.run.out_dir)  # before the data are read
     examples = load_examples(config, "train")
     texts = load_texts(config.data.text)
     dev_examples = load_examples(config, "dev")
