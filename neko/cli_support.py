@@ -2,7 +2,8 @@
 start-up.
 
 A user mistake raises `NekoError`; `run_app` prints its one line on standard error and exits with
-status 2, so no command shows a traceback for bad input.
+status 2, so no command shows a traceback for bad input. A usage mistake (an unknown option, a value
+out of range) is one line too, naming the command's `--help`.
 
 torch, transformers and a model are about 380,000 long-lived objects. Python's cyclic garbage
 collector walks every one of them in each full collection: six times while they load and several
@@ -24,6 +25,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer's own click
 
 from neko.errors import NekoError
 from neko.resources import DEFAULT_MODEL_NAME
@@ -37,13 +39,32 @@ DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA when ava
 
 
 def run_app(app: typer.Typer) -> None:
-    """Run a typer application, turning a `NekoError` into one line and exit status 2."""
+    """Run a typer application, turning a `NekoError` or a usage mistake into one line and exit
+    status 2."""
     _freeze_at_exit()
     try:
-        app()
+        status = app(standalone_mode=False)
     except NekoError as error:
-        stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        _error_line(str(error))
         sys.exit(2)
+    except NoArgsIsHelpError as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "neko"
+        _error_line(f"{' '.join(error.format_message().split())} (see '{command} --help')")
+        sys.exit(error.exit_code)
+    except ClickException as error:
+        _error_line(" ".join(error.format_message().split()))
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        stderr.print("Aborted!", highlight=False)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _error_line(message: str) -> None:
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
