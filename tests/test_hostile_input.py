@@ -397,3 +397,18 @@ def test_version(neko_cli):
 def test_readme_states_the_edit_allowance():
     slack = SafetyValve().length_slack
     assert f"fixed allowance of {slack} characters" in README.read_text(encoding="utf-8")
+
+
+def test_converting_to_text_says_what_the_text_format_cannot_keep(neko_cli, tmp_path):
+    data = write_lines(tmp_path / "d.jsonl", GOOD)
+    run = neko_cli("data", "convert", data, tmp_path / "o.txt")
+    assert run.code == 0 and (tmp_path / "o.txt").read_text() == "the cat sat\n"
+    assert "left out 1 further hypotheses and 1 references" in run.err
+
+
+def test_eval_refuses_a_predictions_name_without_a_file_and_an_empty_limit(neko_cli, tmp_path):
+    data = write_lines(tmp_path / "d.jsonl", GOOD)
+    one_line_error(neko_cli("eval", data, "-p", "x=", "--out", tmp_path / "r"), "'x=': no file after x=")
+    predictions = write_lines(tmp_path / "p.jsonl", {"id": "a", "correction": "a cat sat"})
+    run = neko_cli("eval", data, "-p", predictions, "--out", tmp_path / "r", "--limit-per-dataset", "0")
+    one_line_error(run, "'--limit-per-dataset'")

@@ -174,6 +174,10 @@ def test_health_reports_a_model_that_failed_to_load():
             "inputs[0].id: Input should be a valid string",
         ),
         (
+            {"task": "asr", "inputs": [{"id": "1", "hypotheses": ["a"]}, "b"]},
+            "inputs[1].id: '1' is used twice (first by inputs[0])",
+        ),
+        (
             {"task": "asr", "inputs": [{"hypotheses": []}]},
             "inputs[0].hypotheses: List should have at least 1",
         ),
@@ -223,6 +227,12 @@ def test_unparsable_and_missing_bodies(server):
         422,
         'request body: missing; expected {"task": ..., "inputs": [...]}',
     )
+    latin1 = httpx.post(
+        f"{url}/v1/correct", content=b'{"task": "asr", "inputs": ["caf\xe9"]}', headers=headers
+    )
+    assert (latin1.status_code, latin1.json()["error"]) == (400, "request body: not UTF-8 (byte 31)")
+    deep = httpx.post(f"{url}/v1/correct", content=b"[" * 1900 + b"]" * 1900, headers=headers, timeout=10)
+    assert (deep.status_code, deep.json()["error"]) == (400, "request body: nested too deeply")
 
 
 def test_bodies_over_the_limit_get_413_declared_or_streamed(server):

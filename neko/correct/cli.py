@@ -221,7 +221,8 @@ def tune_gate_command(
     ],
     model: ModelOption = None,
     limit_per_dataset: Annotated[
-        int | None, typer.Option("--limit-per-dataset", help="use the first N examples of each dataset")
+        int | None,
+        typer.Option("--limit-per-dataset", min=1, help="use the first N examples of each dataset"),
     ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="use the first N examples of each file")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from neko.data.builders.cli import build_app
-from neko.data.formats import FORMATS, STDIN, read_examples, write_examples
+from neko.data.formats import FORMATS, STDIN, left_out_by_text, read_examples, write_examples, writing_format
 from neko.data.grouping import GROUP_BY_HELP, group_examples
 from neko.data.sources import MAX_WORDS as SOURCE_MAX_WORDS
 from neko.data.sources import MIN_WORDS
@@ -109,7 +109,10 @@ def convert(
         check_writable(target)
         check_not_input(target, [source])
     examples = read_examples(source, format=from_format, task=task, dataset=dataset)
+    lost = left_out_by_text(examples) if writing_format(target, to_format) == "text" else None
     count = write_examples(target, examples, format=to_format)
+    if lost:
+        typer.echo(f"warning: the text format keeps each example's 1-best only: left out {lost}", err=True)
     if target != STDIN:
         typer.echo(f"wrote {count} examples to {target}", err=True)
 

@@ -160,9 +160,7 @@ def write_examples(path: str | Path, examples: Iterable[Example], format: str | 
     """Write examples in `format` (from the file name when None; `-` is standard output, native JSONL by
     default). Files are replaced atomically. Returns the number of examples written."""
     name = str(path)
-    if format is None:
-        format = _format_from_name(name, for_writing=True)
-    _check_format(format)
+    format = writing_format(name, format)
     if name != STDIN:
         check_writable(name)
     examples = list(examples)
@@ -173,6 +171,23 @@ def write_examples(path: str | Path, examples: Iterable[Example], format: str | 
     else:
         write_text(name, text)
     return len(examples)
+
+
+def writing_format(path: str | Path, format: str | None = None) -> str:
+    """The format `write_examples` writes `path` in: `format`, else the one its name says."""
+    if format is None:
+        format = _format_from_name(str(path), for_writing=True)
+    _check_format(format)
+    return format
+
+
+def left_out_by_text(examples: Sequence[Example]) -> str | None:
+    """What the text format, one 1-best per line, cannot keep of `examples` (None: nothing)."""
+    hypotheses = sum(len(e.hypotheses) - 1 for e in examples)
+    references = sum(len(e.references) for e in examples)
+    if not hypotheses and not references:
+        return None
+    return f"{hypotheses} further hypotheses and {references} references"
 
 
 def detect_format(path: str | Path, text: str | None = None) -> str:

@@ -75,6 +75,8 @@ def load_routing_stats(path: str | Path) -> dict[str, Any]:
 def _parse_system(spec: str) -> tuple[str, Path]:
     name, sep, path = spec.partition("=")
     if sep and name and not Path(spec).exists():
+        if not path:
+            raise NekoError(f"--predictions {spec!r}: no file after {name}=")
         return name, Path(path)
     return DEFAULT_SYSTEM, Path(spec)
 
@@ -237,7 +239,8 @@ def eval_command(
     beams: Annotated[int, typer.Option("--beams", min=1, help="Beam size of --model's generation.")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Batch size of --model.")] = 16,
     limit_per_dataset: Annotated[
-        int | None, typer.Option("--limit-per-dataset", help="Score the first N examples of each dataset.")
+        int | None,
+        typer.Option("--limit-per-dataset", min=1, help="Score the first N examples of each dataset."),
     ] = None,
     group_by: Annotated[str, typer.Option("--group-by", help=GROUP_BY_HELP)] = "dataset",
     rerank: Annotated[

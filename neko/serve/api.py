@@ -137,7 +137,19 @@ def to_examples(request: CorrectRequest, tasks: Sequence[str], limits: Limits) -
                 )
             _check_text(hypothesis, f"{where}.hypotheses[{rank}]")
         examples.append(Example(item.id if item.id is not None else str(index), task, list(item.hypotheses)))
+    _check_unique_ids(examples)
     return examples
+
+
+def _check_unique_ids(examples: Sequence[Example]) -> None:
+    """Answers are matched to inputs by id, as everywhere in neko: one id per input."""
+    first: dict[str, int] = {}
+    for index, example in enumerate(examples):
+        if example.id in first:
+            raise InputError(
+                f"inputs[{index}].id: {example.id!r} is used twice (first by inputs[{first[example.id]}])"
+            )
+        first[example.id] = index
 
 
 def _check_text(text: str, where: str) -> None:

@@ -231,11 +231,28 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, error.status_code, headers=error.headers)
+        detail = str(error.detail)
+        if error.status_code == 400 and detail == FASTAPI_PARSE_ERROR:
+            detail = _unparsable(await request.body())
+        return JSONResponse({"error": detail}, error.status_code, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"error": f"internal error: {type(error).__name__}: {error}"}, 500)
+
+
+FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+"""FastAPI's answer to a body that json.loads fails on other than by a syntax error (which it reports
+as a validation error, with where)."""
+
+
+def _unparsable(body: bytes) -> str:
+    """Why a JSON body FastAPI could not parse was not JSON, in one line."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"request body: not UTF-8 (byte {error.start})"
+    return "request body: nested too deeply"
 
 
 class _CorrectionMetrics:
