@@ -31,7 +31,7 @@ def test_bad_bases_are_one_line_errors(tmp_path):
     with pytest.raises(NekoError, match="include it again"):
         read_raw(tmp_path / "a.yaml")
     (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
-    with pytest.raises(NekoError, match=r"missing\.yaml: no such config file"):
+    with pytest.raises(NekoError, match=r"missing\.yaml: no such config file \(the base of .*c\.yaml\)"):
         read_raw(tmp_path / "c.yaml")
     (tmp_path / "d.yaml").write_text("base: [a.yaml]\n")
     with pytest.raises(NekoError, match="base: expected the file name"):

@@ -108,7 +108,8 @@ def test_lora_run_saves_a_merged_model_that_plain_transformers_loads(tmp_path):
         ({"optim__learning_rate": 1.0}, "unknown key 'learning_rate'"),
         ({"data__train": ["no/such/file.jsonl"]}, "data file 'no/such/file.jsonl' does not exist"),
         ({"expert_map": {"asr": 0, "ocr": 1}}, "task 'tec' has no expert in the explicit expert map"),
-        ({"tasks": ["asr", "st", "ocr", "tec", "nope"]}, "unknown task 'nope'"),
+        ({"tasks": ["asr", "st", "ocr", "tec", "nope"]}, "tasks[4]: unknown task 'nope'"),
+        ({"data__train": ["."]}, "data file '.' is a folder, expected a file"),
         ({"model__architecture__num_experts": 2}, "3 tasks (asr, ocr, tec) but only 2 experts"),
         ({"mode": "sparse"}, "mode: must be one of 'task_guided', 'moe', 'damex' or 'dense', got 'sparse'"),
         ({"optim__lr": "fast"}, "optim.lr: must be a number, got 'fast'"),
@@ -120,9 +121,10 @@ def test_lora_run_saves_a_merged_model_that_plain_transformers_loads(tmp_path):
     ],
 )
 def test_bad_configs_fail_before_any_work_with_one_line(tmp_path, change, message):
+    config = write_config(tmp_path, **change)
     with pytest.raises(NekoError) as error:
-        load_config(write_config(tmp_path, **change))
-    assert message in str(error.value)
+        load_config(config)
+    assert message in str(error.value) and str(error.value).startswith(f"{config}: ")
     assert "\n" not in str(error.value)
     assert not (tmp_path / "run").exists()
 

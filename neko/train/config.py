@@ -204,8 +204,11 @@ def read_raw(path: Path, including: tuple[Path, ...] = ()) -> dict:
     """The settings of a YAML config, merged over those of its `base:` (a config file named relative to
     this one's folder): sections merge key by key, any other value replaces the base's. Staged configs
     say only what their stage changes."""
+    if path.is_dir():
+        raise NekoError(f"{path}: is a folder, expected a config file")
     if not path.is_file():
-        raise NekoError(f"{path}: no such config file")
+        named = f" (the base of {including[-1]})" if including else ""
+        raise NekoError(f"{path}: no such config file{named}")
     if path.resolve() in including:
         raise NekoError(f"{path}: its base configs include it again")
     try:
@@ -276,8 +279,11 @@ def check_checkpoint_folder(path: Path, where: str) -> None:
 
 def validate(config: TrainConfig, where: str = "config") -> None:
     """The rules that look past one section: tasks exist and have experts, files exist."""
-    for task in config.tasks:
-        get_task(task)
+    for index, task in enumerate(config.tasks):
+        try:
+            get_task(task)
+        except NekoError as error:
+            raise NekoError(f"{where}: tasks[{index}]: {error}") from None
     if config.model.source != "scratch":
         if not config.model.path:
             raise NekoError(f"{where}: model.path is required when model.source is {config.model.source!r}")
@@ -285,7 +291,10 @@ def validate(config: TrainConfig, where: str = "config") -> None:
     if config.mode == "dense" and config.model.source != "scratch":
         raise NekoError(f"{where}: mode 'dense' builds a dense model from scratch; use model.source: scratch")
     if config.mode != "dense" and config.model.source == "scratch":
-        config.assignment(config.model.architecture.num_experts)
+        try:
+            config.assignment(config.model.architecture.num_experts)
+        except NekoError as error:
+            raise NekoError(f"{where}: expert_map: {error}") from None
     if config.expert_map is not None and config.mode == "dense":
         raise NekoError(f"{where}: expert_map: a dense model has no experts")
     if not config.data.train and not config.data.text:
@@ -297,8 +306,13 @@ def validate(config: TrainConfig, where: str = "config") -> None:
                     f"{where}: data.{split}[{index}].task {source.task!r} is not in tasks "
                     f"({', '.join(config.tasks)})"
                 )
-            if not Path(source.path).is_file():
-                raise NekoError(f"{where}: data file {source.path!r} does not exist")
+            _check_file(Path(source.path), f"{where}: data file")
     for text in config.data.text:
-        if not Path(text).is_file():
-            raise NekoError(f"{where}: text file {text!r} does not exist")
+        _check_file(Path(text), f"{where}: text file")
+
+
+def _check_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise NekoError(f"{what} {str(path)!r} is a folder, expected a file")
+    if not path.is_file():
+        raise NekoError(f"{what} {str(path)!r} does not exist")
