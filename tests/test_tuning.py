@@ -300,6 +300,10 @@ def test_saved_evidence_is_reused_only_for_the_same_model_and_examples(tmp_path)
     with pytest.raises(NekoError, match=r"evidence\.jsonl: holds the evidence of another model"):
         read_rows(path, examples, model="weights-b")
     _, *lines = path.read_text().splitlines()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(NekoError, match=r"empty\.jsonl: not a gate evidence file"):
+        read_rows(empty, examples, model="weights-a")
     older = tmp_path / "older.jsonl"
     older.write_text("\n".join([json.dumps({"evidence_of_model": "weights-a"}), *lines]) + "\n")
     with pytest.raises(NekoError, match=r"older\.jsonl: evidence collected by another version of neko"):

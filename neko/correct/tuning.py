@@ -363,7 +363,10 @@ def read_rows(path: Path, examples: Sequence[Example], model: str) -> list[Row]:
     `examples` (ids, hypotheses, references), in order."""
     records = read_json_lines(path)
     _, _, header = next(records, (None, None, None))
-    header = header if isinstance(header, dict) else {}
+    if not isinstance(header, dict) or "evidence_of_model" not in header:
+        raise NekoError(
+            f"{path}: not a gate evidence file (no header naming its model); delete it to collect it again"
+        )
     rows = []
     for where, _, record in records:
         try:
