@@ -2,7 +2,8 @@
 # Tunes MODEL's correction gate on dev data only, then scores it on the HyPoradise test files and on a
 # fixed subset of every corpus test file (scripts/evaluate-model.sh), each with its baselines.
 #   bash scripts/tune-and-evaluate.sh MODEL OUT [DEV_N] [ASR_N ST_N OCR_N TEC_N]
-# DEV_N: the first N examples of each dev file the gate is tuned on (default 200; JFLEG dev is split in
+# DEV_N: the first N examples of each dev file the gate is tuned on (default 1000, all of them: a larger
+# dev set tells a setting's luck from its skill on each domain and dataset; JFLEG dev is split in
 # halves: the gate sees the first, the second is scored as data it was not tuned on). The HyPoradise
 # test files are scored whole; the rest: examples per dataset of each corpus test file (defaults 4 10
 # 1 50). NEKO: the neko command (default .venv/bin/neko).
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 export OMP_WAIT_POLICY=PASSIVE
 neko=${NEKO:-.venv/bin/neko}
-model=$1 out=$2 dev_n=${3:-200}
+model=$1 out=$2 dev_n=${3:-1000}
 mkdir -p "$out/gate-tuning" work
 half=$(( $(zcat data/tec/jfleg.jsonl.gz | wc -l) / 2 ))
 zcat data/tec/jfleg.jsonl.gz | sed -n "1,${half}p" | gzip -n > work/jfleg-dev-tune.jsonl.gz  # sed reads to the end: no SIGPIPE
