@@ -82,8 +82,8 @@ def is_stream(path: str | Path) -> bool:
 
 
 def check_not_input(out: str | Path, inputs: Iterable[str | Path]) -> None:
-    """Refuse an output path that is one of the inputs (or a link to one): writing it would replace
-    what the user gave before it was read whole."""
+    """Refuse an output path that is one of the inputs (or a link to one): the results would replace
+    the data the user gave."""
     for given in inputs:
         if str(given) != "-" and Path(out).exists() and Path(given).exists() and os.path.samefile(out, given):
             raise NekoError(f"{out}: is the input file {given}; write the output elsewhere")
