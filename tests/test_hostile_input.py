@@ -275,7 +275,7 @@ def test_a_pipe_is_written_into_not_replaced(neko_cli, tmp_path, model_path):
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
     received = []
-    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
     reader.start()
     source = write_lines(tmp_path / "d.jsonl", GOOD)
     run = neko_cli("data", "convert", source, pipe, "--to", "jsonl")
