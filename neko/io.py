@@ -287,10 +287,11 @@ def _fsync_folder(folder: Path) -> None:
 def read_bytes(path: str | Path, compressed: bool | None = None) -> bytes:
     """The bytes of a file (decompressed when the name ends in `.gz`); one-line errors."""
     path = Path(path)
-    _check_readable(path)
+    compress = is_compressed(path) if compressed is None else compressed
+    _check_readable(path, compress)
     try:
         data = path.read_bytes()
-        if is_compressed(path) if compressed is None else compressed:
+        if compress:
             data = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as error:
         raise NekoError(f"{path}: cannot read ({_reason(error)})") from None
@@ -362,7 +363,7 @@ def read_json_lines(path: str | Path, torn_tail: bool = False) -> Iterator[tuple
     `torn_tail`: a last line without its newline that is not UTF-8 JSON is left out instead, as in a
     log that a killed process was appending to."""
     path = Path(path)
-    _check_readable(path)
+    _check_readable(path, is_compressed(path))
     number = 0
     try:
         with open(path, "rb") as raw, _maybe_gunzip(raw, is_compressed(path)) as lines:
@@ -398,11 +399,15 @@ def _maybe_gunzip(raw: IO[bytes], compressed: bool) -> Iterator[IO[bytes]]:
         yield unpacked
 
 
-def _check_readable(path: Path) -> None:
+def _check_readable(path: Path, compressed: bool = False) -> None:
+    """A one-line error for a path that is no readable file; a gzip file holds at least its header,
+    so an empty one was cut short (gzip itself would read it as empty content)."""
     if not path.exists():
         raise NekoError(f"{path}: no such file")
     if path.is_dir():
         raise NekoError(f"{path}: is a folder, expected a file")
+    if compressed and path.is_file() and path.stat().st_size == 0:
+        raise NekoError(f"{path}: cannot read (not a valid gzip file: the file is empty)")
 
 
 def _check_json_value(value: Any, where: str) -> None:

@@ -33,6 +33,7 @@ from neko.io import (
     read_json_lines,
     read_json_object,
     read_lines,
+    read_text,
     split_lines,
     write_json_lines,
     write_text,
@@ -211,6 +212,14 @@ def test_reading_errors_name_file_and_line(tmp_path):
         read_json(tmp_path / "missing.json")
     with pytest.raises(NekoError, match="is a folder"):
         read_json(tmp_path)
+    (tmp_path / "d.jsonl.gz").write_bytes(b"")  # no gzip header: cut short, not empty content
+    for read in (lambda p: list(read_json_lines(p)), read_text):
+        with pytest.raises(
+            NekoError, match=r"d\.jsonl\.gz: cannot read \(not a valid gzip file: the file is empty\)"
+        ):
+            read(tmp_path / "d.jsonl.gz")
+    (tmp_path / "e.jsonl.gz").write_bytes(gzip.compress(b""))  # a gzip of nothing is empty content
+    assert list(read_json_lines(tmp_path / "e.jsonl.gz")) == []
 
 
 @pytest.mark.parametrize("tail", [b'{"a": 3, "b', '{"a": "\u00e9'.encode()[:-1]])
