@@ -175,7 +175,7 @@ def test_health_reports_a_model_that_failed_to_load():
         ),
         (
             {"task": "asr", "inputs": [{"id": "1", "hypotheses": ["a"]}, "b"]},
-            "inputs[1].id: '1' is used twice (first by inputs[0])",
+            "inputs[1]: id '1' is used twice (first at inputs[0])",
         ),
         (
             {"task": "asr", "inputs": [{"hypotheses": []}]},

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from neko.correct.gate import DECISIONS
+from neko.data.formats import check_unique_ids
 from neko.data.schema import Example
 from neko.errors import NekoError
 from neko.schema import dotted
@@ -137,19 +138,11 @@ def to_examples(request: CorrectRequest, tasks: Sequence[str], limits: Limits) -
                 )
             _check_text(hypothesis, f"{where}.hypotheses[{rank}]")
         examples.append(Example(item.id if item.id is not None else str(index), task, list(item.hypotheses)))
-    _check_unique_ids(examples)
+    try:  # answers are matched to inputs by id, as everywhere in neko: one id per input
+        check_unique_ids([(f"inputs[{index}]", example) for index, example in enumerate(examples)])
+    except NekoError as error:
+        raise InputError(str(error)) from None
     return examples
-
-
-def _check_unique_ids(examples: Sequence[Example]) -> None:
-    """Answers are matched to inputs by id, as everywhere in neko: one id per input."""
-    first: dict[str, int] = {}
-    for index, example in enumerate(examples):
-        if example.id in first:
-            raise InputError(
-                f"inputs[{index}].id: {example.id!r} is used twice (first by inputs[{first[example.id]}])"
-            )
-        first[example.id] = index
 
 
 def _check_text(text: str, where: str) -> None:
