@@ -3,6 +3,7 @@ same decisions; it refuses an export its weights have moved on from; `auto` pick
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -13,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerFast
 
 from neko.correct import Corrector
-from neko.correct.engines import ONNX_MOST_INPUTS, pick_engine
+from neko.correct.engines import ONNX_MOST_INPUTS, onnx_most_inputs, pick_engine
 from neko.correct.model_dir import read_model_info
 from neko.correct.onnx_lm import export_matches
 from neko.correct.tokenizer import load_tokenizer
@@ -131,6 +132,18 @@ def test_auto_takes_the_onnx_engine_for_few_inputs_on_the_cpu(model_dir, tmp_pat
     assert pick_engine("auto", export, None) == "onnx"
     corrector = Corrector.from_pretrained(export)
     assert corrector.engine == "onnx" and corrector.model is None
+
+
+def test_auto_gives_the_onnx_engine_fewer_inputs_when_the_model_has_more_experts(model_dir, tmp_path):
+    """The export runs every expert on every token, so its lead over torch shrinks with the experts."""
+    wider = tmp_path / "eight-experts"
+    shutil.copytree(model_dir, wider)
+    config = json.loads((wider / "config.json").read_text())
+    assert config["num_local_experts"] <= 4 and onnx_most_inputs(model_dir) == ONNX_MOST_INPUTS
+    (wider / "config.json").write_text(json.dumps(config | {"num_local_experts": 8}))
+    assert onnx_most_inputs(wider) == ONNX_MOST_INPUTS // 2
+    assert pick_engine("auto", wider, ONNX_MOST_INPUTS // 2) == "onnx"
+    assert pick_engine("auto", wider, ONNX_MOST_INPUTS // 2 + 1) == "copy"
 
 
 def test_the_light_tokenizer_is_transformers_fast_tokenizer(model_dir):

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from neko.errors import NekoError
+from neko.io import read_json_object
 
 ENGINES = ("auto", "copy", "transformers", "onnx")
 """`copy`: copy-aware greedy decoding on torch (`neko.correct.decoding`), the same outputs as greedy
@@ -30,10 +31,20 @@ batch 64 (`benchmarks/correct_throughput.py --bf16`, README): bfloat16 on the co
 ONNX_MODEL_FILE = "model.onnx"
 """The onnx engine's model, in a model directory or an export's folder (`neko export --to onnx`)."""
 ONNX_MOST_INPUTS = 16
-"""`auto` takes the onnx engine for at most this many inputs: it saves the seconds torch takes to
-import, and loses to the torch engines on large inputs (no KV cache, every expert on every token).
-Measured with `benchmarks/engine_crossover.py` (README): a whole `neko correct` on five-hypothesis
-ASR inputs takes about the same time with either engine at 32 inputs, and 1.5x less on onnx at 16."""
+"""`auto` takes the onnx engine for at most this many inputs of a model with up to 4 experts, and
+proportionally fewer beyond (`onnx_most_inputs`): it saves the seconds torch takes to import, and
+loses to the torch engines on large inputs (no KV cache, every expert on every token). Measured with
+`benchmarks/engine_crossover.py` (README): a whole `neko correct` on five-hypothesis ASR inputs takes
+about the same time with either engine at 32 inputs on neko-tiny (4 experts) and at 8 on neko-small
+(8 experts, wider layers)."""
+
+
+def onnx_most_inputs(model_dir: Path) -> int:
+    """How many inputs `auto` gives the onnx engine for the model of `model_dir`: `ONNX_MOST_INPUTS`
+    scaled down by its experts beyond 4, which the export runs on every token."""
+    config = model_dir / "config.json"
+    experts = read_json_object(config).get("num_local_experts", 4) if config.is_file() else 4
+    return max(1, ONNX_MOST_INPUTS * 4 // max(4, int(experts)))
 
 
 def check_engine(engine: str) -> str:
@@ -53,12 +64,12 @@ def check_dtype(dtype: str, engine: str) -> str:
 
 def pick_engine(engine: str, model_dir: Path, inputs: int | None = None, device: str | None = "cpu") -> str:
     """The engine `engine` names; for `auto`: onnx on a folder with model.onnx and no safetensors (an
-    ONNX export), or for at most `ONNX_MOST_INPUTS` inputs on the CPU when the directory has
+    ONNX export), or for at most `onnx_most_inputs` inputs on the CPU when the directory has
     model.onnx and ONNX Runtime is installed; otherwise copy."""
     if check_engine(engine) != "auto":
         return engine
     has_onnx = (model_dir / ONNX_MODEL_FILE).is_file() and importlib.util.find_spec("onnxruntime") is not None
     if has_onnx and not any(model_dir.glob("*.safetensors")):
         return "onnx"
-    few = inputs is not None and inputs <= ONNX_MOST_INPUTS
+    few = inputs is not None and inputs <= onnx_most_inputs(model_dir)
     return "onnx" if has_onnx and few and device in (None, "auto", "cpu") else "copy"
