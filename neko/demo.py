@@ -7,9 +7,9 @@ JFLEG learner text).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,8 +19,12 @@ from rich.table import Table
 from neko.cli_support import ModelOption, start_up
 from neko.data.formats import FORMATS, read_examples
 from neko.data.schema import Example
+from neko.errors import NekoError
 from neko.progress import QUIET_HELP, progress_bar
 from neko.resources import DEMO_EXAMPLES, HOME_VARIABLE, locate
+
+if TYPE_CHECKING:
+    from neko.correct import Corrector
 
 
 def demo_command(
@@ -53,7 +57,7 @@ def demo_command(
 
         corrector = Corrector.from_pretrained(model)
     console = Console()
-    items = read_examples(examples, format=format, task=task)
+    items = known_tasks_only(read_examples(examples, format=format, task=task), corrector)
     require_references(items, "it cannot be scored", examples)
     with progress_bar("correcting", len(items), quiet) as corrector.progress:
         corrections = corrector.correct(items)
@@ -82,3 +86,16 @@ def demo_command(
         label = get_metric(metric).label
         table.add_row(task, str(len(pairs)), label, format_score(before), format_score(after))
     console.print(table)
+
+
+def known_tasks_only(items: list[Example], corrector: Corrector) -> list[Example]:
+    """The examples of the tasks the model was trained for; the others are named on stderr (a demo of
+    a model without one of the bundled tasks shows the rest rather than failing)."""
+    unknown = Counter(example.task for example in items if example.task not in corrector.tasks)
+    for name, count in unknown.items():
+        note = f"{corrector.name} was not trained for task {name!r}: its {count} examples are left out"
+        typer.echo(note, err=True)
+    kept = [example for example in items if example.task in corrector.tasks]
+    if not kept:
+        raise NekoError(f"{corrector.name} knows none of the examples' tasks ({', '.join(unknown)})")
+    return kept

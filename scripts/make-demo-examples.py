@@ -13,6 +13,7 @@ SOURCES = {
     "st": "data/st/test.jsonl.gz",
     "ocr": "data/ocr/test.jsonl.gz",
     "tec": "data/tec/jfleg.jsonl.gz",
+    "mt": "data/mt/test.jsonl.gz",
 }
 
 picked = []

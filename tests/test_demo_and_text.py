@@ -54,6 +54,21 @@ def test_demo_prints_each_example_before_and_after_with_error_rates(tmp_path, mo
     assert re.search(r"asr\s*│\s*3\s*│\s*WER\s*│\s*25\.00\s*│\s*16\.67", result.output), result.output
 
 
+def test_demo_of_a_model_without_one_of_the_tasks_shows_the_others_and_names_what_it_left_out(tmp_path):
+    model = make_model_dir(tmp_path / "model", tasks=("asr", "ocr"))
+    _register_commands()
+    result = CliRunner().invoke(app, ["demo", "--model", str(model), "--examples", str(EXAMPLES), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "was not trained for task 'st': its 1 examples are left out" in result.stderr
+    assert "was not trained for task 'tec': its 2 examples are left out" in result.stderr
+    assert "asr · d1 · a1" in result.stdout and "ocr · ocr-set · o1" in result.stdout
+    assert "tec ·" not in result.stdout
+    none_known = make_model_dir(tmp_path / "mt-only", tasks=("mt",))
+    result = CliRunner().invoke(app, ["demo", "--model", str(none_known), "--examples", str(EXAMPLES)])
+    assert isinstance(result.exception, NekoError)  # `neko` prints it as one line, rc 2
+    assert str(result.exception).endswith("mt-only knows none of the examples' tasks (asr, st, ocr, tec)")
+
+
 def _block(lines: list[str], title: str) -> list[str]:
     """The four lines the demo prints under the rule titled `title`."""
     start = next(i for i, line in enumerate(lines) if title in line)
