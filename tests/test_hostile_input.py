@@ -122,12 +122,34 @@ def test_text_written_like_a_marker_is_refused_naming_the_field(neko_cli, tmp_pa
     one_line_error(neko_cli("data", "validate", data), f"d.jsonl:2: {named}", "markers")
 
 
+def test_a_text_line_written_like_a_marker_is_refused_naming_its_line(neko_cli, tmp_path):
+    text = tmp_path / "hyps.txt"
+    text.write_text("hello world\nthe <|out|> cat\n")
+    one_line_error(
+        neko_cli("data", "validate", text, "--task", "asr"), "hyps.txt:2: field 'hypotheses[0]'", "markers"
+    )
+
+
 def test_empty_input_of_no_telling_name_is_refused_as_empty(neko_cli, tmp_path):
     one_line_error(
         neko_cli("data", "validate", "-", stdin=b"  \n"), "-: the file is empty; cannot tell its format"
     )
     (tmp_path / "notes").write_text("")
     one_line_error(neko_cli("data", "validate", tmp_path / "notes"), "notes: the file is empty")
+
+
+def test_a_file_of_no_examples_is_refused_by_the_commands_that_need_some(neko_cli, tmp_path, model_path):
+    empty = tmp_path / "none.jsonl"
+    empty.write_text("")
+    one_line_error(
+        neko_cli("correct", empty, "--task", "asr", "--model", model_path), "none.jsonl: no examples"
+    )
+    one_line_error(neko_cli("data", "stats", empty, "--task", "asr"), "none.jsonl: no examples")
+    evaluated = neko_cli("eval", empty, "--task", "asr", "--model", model_path, "--out", tmp_path / "r")
+    one_line_error(evaluated, "none.jsonl: no examples")
+    assert (
+        "0 valid examples" in neko_cli("data", "validate", empty, "--task", "asr").out
+    )  # a count, not a need
 
 
 def test_brackets_in_an_error_are_printed_as_written(neko_cli, tmp_path):

@@ -98,6 +98,8 @@ def correct_command(
     check_model_files(model_dir, onnx=True)  # the weights a torch engine needs are checked on loading
     read_model_info(model_dir)  # registers the model's custom tasks before the input names them
     data = read_data(input, format=format, task=task)
+    if not data.examples:
+        raise NekoError(f"{input}: no examples to correct")
     # `auto` may take the onnx engine for greedy decoding in float32 only (beam search runs on
     # transformers; the export is float32)
     inputs = len(data.examples) if beams == 1 and dtype == "auto" else None

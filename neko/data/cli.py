@@ -135,4 +135,6 @@ def stats_command(
     from neko.evaluate.data_stats import describe, print_stats
 
     examples = group_examples(list(read_examples(file, format=format, task=task)), group_by)
+    if not examples:
+        raise NekoError(f"{file}: no examples to describe")
     print_stats(describe(examples, normalizer=normalizer))

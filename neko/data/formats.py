@@ -280,13 +280,9 @@ def _read_plain_text(text: str, context: _Context) -> Iterator[Placed]:
         if not line.strip():
             context.blank_lines.append(number)
             continue
-        example = Example(
-            id=f"{context.stem}-{number}",
-            task=context.task,
-            hypotheses=[line],
-            dataset=context.default_dataset,
-        )
-        yield f"{context.name}:{number}", example
+        where = f"{context.name}:{number}"
+        record = {"id": f"{context.stem}-{number}", "task": context.task, "hypotheses": [line]}
+        yield where, Example.from_dict(record | {"dataset": context.default_dataset}, where)
 
 
 def _json_records(text: str, context: _Context) -> Iterator[tuple[str, int, Any]]:
