@@ -130,7 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=None, help="model directory; default: models/neko-tiny")
+    parser.add_argument("--model", default=None, help="model directory; default: the default model")
     parser.add_argument("--data", nargs="+", default=list(DATA))
     parser.add_argument("--examples", type=int, default=320)
     parser.add_argument("--batch-size", type=int, default=64)

@@ -57,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="models/neko-tiny")
+    parser.add_argument("--model", default="default", help="model directory or name (default: the default)")
     parser.add_argument("--data", nargs="+", default=list(DATA))
     parser.add_argument("--sizes", default="1,4,16,64", help="input sizes, comma-separated")
     parser.add_argument("--runs", type=int, default=2)

@@ -8,7 +8,7 @@ model call served. Then, in this process, `Corrector.correct` on the whole pool 
 gives the offline examples/s, and the ratio is printed.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/serve_load.py [--clients 16] [--seconds 60]
-        [--model models/neko-tiny] [--data data/asr/test.jsonl.gz] [--pool 320]
+        [--model models/neko-small] [--data data/asr/test.jsonl.gz] [--pool 320]
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def offline_rate(model: Path, pool: list[Example], batch_size: int) -> tuple[flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="model directory; default: models/neko-tiny")
+    parser.add_argument("--model", default=None, help="model directory; default: the default model")
     parser.add_argument("--data", default=str(ROOT / "data" / "asr" / "test.jsonl.gz"))
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60)

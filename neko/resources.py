@@ -1,6 +1,6 @@
 """Where neko finds the files that live beside the code: the default model and the demo examples.
 
-Both are files of the source checkout (`models/neko-tiny`, `examples/demo.jsonl`), too large or too
+Both are files of the source checkout (`models/neko-small`, `examples/demo.jsonl`), too large or too
 often regenerated to ship inside the package; so are the other bundled models, each a folder of
 `models/` named by its folder (`--model neko-tiny`). Lookup order: an explicit path (`--model`,
 `--examples`, `Corrector.from_pretrained(path)`), then `$NEKO_HOME` (a folder laid out like the
@@ -19,7 +19,7 @@ HOME_VARIABLE = "NEKO_HOME"
 CHECKOUT = Path(__file__).resolve().parents[1]
 """The folder above the package: the source checkout when neko runs from one."""
 BUNDLED_MODELS = "models"
-DEFAULT_MODEL_NAME = "neko-tiny"
+DEFAULT_MODEL_NAME = "neko-small"
 DEFAULT_MODEL = f"{BUNDLED_MODELS}/{DEFAULT_MODEL_NAME}"
 DEMO_EXAMPLES = "examples/demo.jsonl"
 NEKO_JSON = "neko.json"

@@ -12,11 +12,11 @@ from neko.resources import CHECKOUT, DEFAULT_MODEL_NAME, DEMO_EXAMPLES, HOME_VAR
 
 
 def test_neko_home_comes_before_the_checkout(monkeypatch, tmp_path):
-    (tmp_path / "models" / "neko-tiny").mkdir(parents=True)
+    (tmp_path / "models" / DEFAULT_MODEL_NAME).mkdir(parents=True)
     (tmp_path / "examples").mkdir()
     (tmp_path / "examples" / "demo.jsonl").write_text("")
     monkeypatch.setenv(HOME_VARIABLE, str(tmp_path))
-    assert model_dir.resolve_model_dir(None) == tmp_path / "models" / "neko-tiny"
+    assert model_dir.resolve_model_dir(None) == tmp_path / "models" / DEFAULT_MODEL_NAME
     assert locate(DEMO_EXAMPLES, "missing", "hint") == tmp_path / "examples" / "demo.jsonl"
     explicit = tmp_path / "mine"
     explicit.mkdir()
@@ -31,18 +31,18 @@ def test_without_neko_home_the_checkout_is_used(monkeypatch):
 
 def test_a_missing_default_model_names_every_place_looked_in(monkeypatch, tmp_path):
     monkeypatch.setenv(HOME_VARIABLE, str(tmp_path / "home"))
-    monkeypatch.setattr(model_dir, "DEFAULT_MODEL_DIR", tmp_path / "checkout" / "models" / "neko-tiny")
+    monkeypatch.setattr(model_dir, "DEFAULT_MODEL_DIR", tmp_path / "checkout" / "models" / DEFAULT_MODEL_NAME)
     with pytest.raises(NekoError) as caught:
         model_dir.resolve_model_dir(None)
     message = str(caught.value)
     assert "\n" not in message
-    looked = r"default model is not installed \(looked in .*home/models/neko-tiny, .*checkout"
+    looked = rf"default model is not installed \(looked in .*home/models/{DEFAULT_MODEL_NAME}, .*checkout"
     assert re.search(looked, message)
-    assert "set $NEKO_HOME to a folder holding models/neko-tiny, or train one" in message
+    assert f"set $NEKO_HOME to a folder holding models/{DEFAULT_MODEL_NAME}, or train one" in message
 
 
 def test_a_bundled_model_is_found_by_name_and_default_names_the_default(monkeypatch, tmp_path):
-    for name in ("neko-tiny", "other"):
+    for name in (DEFAULT_MODEL_NAME, "other"):
         (tmp_path / "models" / name).mkdir(parents=True)
     monkeypatch.setenv(HOME_VARIABLE, str(tmp_path))
     (tmp_path / "cwd" / "mine").mkdir(parents=True)
