@@ -6,13 +6,14 @@ Prints, per run, the mean training loss per task over the log lines at the chose
 batches the runs are compared on exactly the same tokens, provided each line covers the same steps
 in every run. Runs logged with `run.log_every: 1` have a line per step (one batch each); `--every N`
 keeps the steps divisible by N, so such runs compare with runs whose lines were single steps every N.
+The tasks are those the runs' logs have a loss for, in the order of neko's task registry.
 """
 
 import argparse
 import json
 from pathlib import Path
 
-TASKS = ("asr", "st", "ocr", "tec")
+TASK_ORDER = ("asr", "st", "ocr", "tec", "mt")
 
 
 def step_range(text: str) -> tuple[int, int]:
@@ -27,16 +28,23 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1, help="only steps divisible by this (default 1)")
     args = parser.parse_args()
     first, last = args.steps
-    print("| run | steps | " + " | ".join(f"loss {t}" for t in TASKS) + " | loss (all) |")
-    print("|---" * (len(TASKS) + 3) + "|")
-    for run in args.runs:
-        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logs = {
+        run: [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        for run in args.runs
+    }
+    found = {
+        key[len("loss_") :] for lines in logs.values() for m in lines for key in m if key.startswith("loss_")
+    }
+    tasks = [t for t in TASK_ORDER if t in found] + sorted(found - set(TASK_ORDER))
+    print("| run | steps | " + " | ".join(f"loss {t}" for t in tasks) + " | loss (all) |")
+    print("|---" * (len(tasks) + 3) + "|")
+    for run, lines in logs.items():
         chosen = [m for m in lines if "loss" in m and first <= m["step"] <= last]
         logged = [m for m in chosen if m["step"] % args.every == 0]
         if not logged:
             raise SystemExit(f"{run}: no training loss logged at steps {first}-{last} (every {args.every})")
         cells = []
-        for key in [f"loss_{t}" for t in TASKS] + ["loss"]:
+        for key in [f"loss_{t}" for t in tasks] + ["loss"]:
             values = [m[key] for m in logged if key in m]
             cells.append(f"{sum(values) / len(values):.3f}" if values else "-")
         steps = ", ".join(str(m["step"]) for m in logged) if len(logged) <= 6 else f"{len(logged)} lines"
