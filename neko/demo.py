@@ -93,7 +93,8 @@ def known_tasks_only(items: list[Example], corrector: Corrector) -> list[Example
     a model without one of the bundled tasks shows the rest rather than failing)."""
     unknown = Counter(example.task for example in items if example.task not in corrector.tasks)
     for name, count in unknown.items():
-        note = f"{corrector.name} was not trained for task {name!r}: its {count} examples are left out"
+        examples = "its example is" if count == 1 else f"its {count} examples are"
+        note = f"{corrector.name} was not trained for task {name!r}: {examples} left out"
         typer.echo(note, err=True)
     kept = [example for example in items if example.task in corrector.tasks]
     if not kept:

@@ -6,7 +6,7 @@ Prints, per run, the mean training loss per task over the log lines at the chose
 batches the runs are compared on exactly the same tokens, provided each line covers the same steps
 in every run. Runs logged with `run.log_every: 1` have a line per step (one batch each); `--every N`
 keeps the steps divisible by N, so such runs compare with runs whose lines were single steps every N.
-The tasks are those the runs' logs have a loss for, in the order of neko's task registry.
+The tasks are those the runs' logs have a loss for: neko's five first (asr, st, ocr, tec, mt), then others.
 """
 
 import argparse

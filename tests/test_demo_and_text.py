@@ -59,7 +59,7 @@ def test_demo_of_a_model_without_one_of_the_tasks_shows_the_others_and_names_wha
     _register_commands()
     result = CliRunner().invoke(app, ["demo", "--model", str(model), "--examples", str(EXAMPLES), "-q"])
     assert result.exit_code == 0, result.output
-    assert "was not trained for task 'st': its 1 examples are left out" in result.stderr
+    assert "was not trained for task 'st': its example is left out" in result.stderr
     assert "was not trained for task 'tec': its 2 examples are left out" in result.stderr
     assert "asr · d1 · a1" in result.stdout and "ocr · ocr-set · o1" in result.stdout
     assert "tec ·" not in result.stdout

@@ -282,7 +282,8 @@ def _read_plain_text(text: str, context: _Context) -> Iterator[Placed]:
             continue
         where = f"{context.name}:{number}"
         record = {"id": f"{context.stem}-{number}", "task": context.task, "hypotheses": [line]}
-        yield where, Example.from_dict(record | {"dataset": context.default_dataset}, where)
+        record["dataset"] = context.default_dataset
+        yield where, Example.from_dict(record, where)
 
 
 def _json_records(text: str, context: _Context) -> Iterator[tuple[str, int, Any]]:
