@@ -17,7 +17,7 @@ export OMP_WAIT_POLICY=PASSIVE
 neko=${NEKO:-.venv/bin/neko}
 model=$1 out=$2
 shift 2
-files=("asr/test:$1" "st/test:$2" "st/handbook-test:${6:-100}" "ocr/test:$3" "tec/test:$4")
+files=("asr/test:$1" "st/bible-test:$2" "st/handbook-test:${6:-100}" "ocr/test:$3" "tec/test:$4")
 [ "$5" -gt 0 ] && files+=("tec/jfleg:$5")
 tasks=$(model_tasks "$model")
 [[ " $tasks " == *" mt "* ]] && files+=("mt/test:${6:-100}")  # a model that learnt mt: its test file too

@@ -10,7 +10,7 @@ from neko.data.formats import read_examples, write_examples
 
 SOURCES = {
     "asr": "data/asr/test.jsonl.gz",
-    "st": "data/st/test.jsonl.gz",
+    "st": "data/st/handbook-test.jsonl.gz",
     "ocr": "data/ocr/test.jsonl.gz",
     "tec": "data/tec/jfleg.jsonl.gz",
     "mt": "data/mt/test.jsonl.gz",

@@ -25,7 +25,7 @@ extra_dev=()
 
 $neko tune-gate data/asr/hyporadise-dev.jsonl.gz data/asr/dev.jsonl.gz data/asr/modern-dev.jsonl.gz \
   data/ocr/dev.jsonl.gz data/ocr/zero-shot-dev.jsonl.gz data/tec/dev.jsonl.gz data/tec/learner-dev.jsonl.gz \
-  work/jfleg-dev-tune.jsonl.gz data/st/dev.jsonl.gz data/st/handbook-dev.jsonl.gz "${extra_dev[@]}" --limit "$dev_n" \
+  work/jfleg-dev-tune.jsonl.gz data/st/bible-dev.jsonl.gz data/st/handbook-dev.jsonl.gz "${extra_dev[@]}" --limit "$dev_n" \
   --model "$model" --batch-size 32 --evidence "$out/gate-tuning/evidence.jsonl" --out "$out/gate-tuning" \
   --write | tee "$out/gate-tuning/tuning.txt"
 

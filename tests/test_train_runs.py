@@ -18,7 +18,7 @@ from transformers import AutoTokenizer
 
 from neko.errors import NekoError
 from neko.train.checkpoints import REPLACED_PREFIX, STATE_FILE, Checkpoints
-from neko.train.config import load_config, parse_override
+from neko.train.config import load_config, parse_override, read_raw
 from neko.train.loop import train
 from neko.train.metrics import read_metrics
 
@@ -263,6 +263,16 @@ def test_every_shipped_config_loads_or_fails_only_on_missing_data():
             load_config(path)
         except NekoError as error:
             assert "does not exist" in str(error) or "is not a directory" in str(error), str(error)
+
+
+def test_every_data_file_a_shipped_config_names_is_committed():
+    """A renamed or removed data file would leave a recipe that fails only when someone reruns it."""
+    named = set()
+    for path in sorted(Path("configs").glob("*.yaml")):
+        data = read_raw(path).get("data", {})
+        for source in [*data.get("train", []), *data.get("dev", [])]:
+            named.add(source["path"] if isinstance(source, dict) else source)
+    assert named and {name for name in named if not Path(name).is_file()} == set()
 
 
 def test_a_checkpoint_of_a_saved_step_replaces_it_and_a_kill_midway_keeps_one(tmp_path):

@@ -24,7 +24,7 @@ shrinks every token's weights. The new router row (`router`) is either
   expert at first; and the copied weights still give it the donor's skill.
 
 Measured on models/neko-tiny (4 experts, top-2) grown by one copy of expert 1 (st's), teacher-forced
-over 5 examples of data/asr/dev.jsonl.gz and 5 of data/st/dev.jsonl.gz (`mean` / `copy`): max abs
+over 5 examples of data/asr/dev.jsonl.gz and 5 of data/st/bible-dev.jsonl.gz (`mean` / `copy`): max abs
 logit change 6.4 / 7.6 (asr) and 8.8 / 14.6 (st); next-token argmax unchanged at 94.7% / 91.9% (asr)
 and 79.5% / 63.3% (st) of positions; mean NLL of the text up by 0.007 / 0.085 (asr) and 0.14 / 0.42
 (st) nats. The grown model therefore needs training (the replayed tasks included) before it is
