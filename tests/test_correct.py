@@ -655,10 +655,11 @@ def test_safety_valve_falls_back_on_outputs_unrelated_to_every_hypothesis():
         GateRule(accept_margin=0.0, min_familiarity=-50.0, require_support=False),
         GateRule(accept_margin=0.0, min_familiarity=-3.0, require_support=True),
         GateRule(accept_margin=0.5, rerank_margin=0.0, require_support=False),
+        GateRule(accept_margin=0.0, rerank_margin=0.3, min_familiarity=-50.0, require_support=False),
         GateRule(rerank_margin=-1.0),
         GateRule.open(),
     ],
-    ids=["closed", "accept", "accept-if-supported", "accept-and-rerank", "rerank", "open"],
+    ids=["closed", "accept", "accept-if-supported", "accept-and-rerank", "rerank-some", "rerank", "open"],
 )
 def test_scoring_only_what_the_rule_needs_gives_the_same_corrections(tmp_path_factory, rule):
     """Without `evidence` the gate scores fewer texts (nothing for a closed gate, an unchanged output
@@ -674,6 +675,35 @@ def test_scoring_only_what_the_rule_needs_gives_the_same_corrections(tmp_path_fa
     )
     assert [(c.text, c.decision, c.reason) for c in fast] == [(c.text, c.decision, c.reason) for c in full]
     assert all(c.evidence is None for c in fast) and all(c.evidence is not None for c in full)
+
+
+def test_the_hypotheses_are_scored_only_where_the_1_best_is_unlikely_enough_to_be_reranked(
+    tmp_path, monkeypatch
+):
+    """A rerank needs a hypothesis whose mean token log-probability beats the 1-best's by the margin;
+    none exceeds 0, so where the 1-best's is above -margin only the output and the 1-best are scored."""
+    examples = random_inputs(24, seed=11)
+    corrector = Corrector.from_pretrained(make_model_dir(tmp_path / "m", max_new_tokens=16), device="cpu")
+    full = corrector.correct(examples, batch_size=8, safety_valve=False, gate=GateRule.open(), evidence=True)
+    best_means = sorted(c.evidence.confidence - c.evidence.margin for c in full if c.decision != "unchanged")
+    margin = -best_means[len(best_means) // 2]  # half of the 1-bests are too likely to be reranked
+    rule = GateRule(rerank_margin=margin, require_support=False)
+    scored: list[list[str]] = []
+    real_score_texts = corrector._score_texts
+
+    def recording(items, texts, *args, **kwargs):
+        scored.extend(texts)
+        return real_score_texts(items, texts, *args, **kwargs)
+
+    monkeypatch.setattr(corrector, "_score_texts", recording)
+    fast = corrector.correct(examples, batch_size=8, safety_valve=False, gate=rule)
+    monkeypatch.undo()
+    slow = corrector.correct(examples, batch_size=8, safety_valve=False, gate=rule, evidence=True)
+    assert [(c.text, c.decision, c.reason) for c in fast] == [(c.text, c.decision, c.reason) for c in slow]
+    changed = [c for c in slow if c.decision != "unchanged"]
+    rescored = [texts for texts in scored if len(texts) > 1]
+    assert sum(len(texts) == 1 for texts in scored) == len(changed)  # every changed input: its 1-best first
+    assert 0 < len(rescored) < len(changed)  # then every hypothesis only where a rerank is possible
 
 
 @pytest.mark.parametrize("engine", ["copy", "transformers"])

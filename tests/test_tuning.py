@@ -91,6 +91,19 @@ def test_a_degenerate_output_never_passes_and_an_untuned_gate_keeps_the_1_best()
     assert GateRule.open().decide(evidence(margin=-3.0, supported=False, familiarity=-50.0))[0] == "model"
 
 
+def test_a_rerank_is_only_possible_where_the_1_best_is_unlikely_enough_for_a_hypothesis_to_beat_it():
+    """No hypothesis's mean token log-probability exceeds 0: with the 1-best's above -rerank_margin,
+    scoring the other hypotheses cannot change the decision."""
+    refused = evidence(margin=0.1, pick="show flights to austin", rerank_margin=math.nan)  # low margin
+    assert RULE.may_rerank(refused, best_score=-0.5)  # a hypothesis at -0.2 or above would win
+    assert not RULE.may_rerank(refused, best_score=-0.2)  # one would need more than 0
+    assert RULE.may_rerank(refused, best_score=-0.3 + 1e-6)  # rounding room at the bound
+    assert not RULE.may_rerank(evidence(), best_score=-3.0)  # the output is taken: no rerank
+    assert not RULE.may_rerank(replace(refused, familiarity=-7.5), best_score=-3.0)  # unfamiliar
+    assert not replace(RULE, rerank_margin=None).may_rerank(refused, best_score=-3.0)
+    assert RULE.may_rerank(replace(refused, valve_reason="looping"), best_score=-3.0)
+
+
 def test_choose_returns_the_text_of_each_decision():
     found = evidence(pick="show flights to bosten")
     assert [choose(found, d) for d in ("model", "unchanged", "rerank", "1-best")] == [

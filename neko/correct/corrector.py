@@ -345,42 +345,74 @@ class Corrector:
     ) -> list[Evidence]:
         """What the gate decides on (`neko.correct.gate`): scores of each output and hypothesis as the
         answer, the familiarity of each prompt, N-best support of each change. With `rules`, only
-        what each input's rule needs is scored: the rest is the 1-best (`pick`) or NaN (`margin`,
-        `rerank_margin`, `familiarity`), which its rule never reads."""
-        candidates = [
-            [output, *item.hypotheses]
-            if rules is None
-            else rules[i].scored_texts(output, item.hypotheses, reasons[i])
+        what each input's rule needs is scored (`GateRule.scored_texts`), and every hypothesis only
+        where a rerank is still possible after that (`GateRule.may_rerank`): the rest is the 1-best
+        (`pick`) or NaN (`margin`, `rerank_margin`, `familiarity`), which its rule never reads."""
+        every = [[output, *item.hypotheses] for item, output in zip(items, outputs, strict=True)]
+        if rules is None:
+            return self._evidence_of(items, outputs, reasons, every, batch_size)[0]
+        first = [
+            rules[i].scored_texts(output, item.hypotheses, reasons[i])
             for i, (item, output) in enumerate(zip(items, outputs, strict=True))
         ]
-        scored = [i for i, texts in enumerate(candidates) if texts]
-        found: list[PromptScores] = [PromptScores([math.nan, math.nan], math.nan)] * len(items)
+        evidence, best_scores = self._evidence_of(items, outputs, reasons, first, batch_size)
+        again = [
+            i for i, found in enumerate(evidence) if first[i] and rules[i].may_rerank(found, best_scores[i])
+        ]
+        rescored, _ = self._evidence_of(
+            [items[i] for i in again],
+            [outputs[i] for i in again],
+            [reasons[i] for i in again],
+            [every[i] for i in again],
+            batch_size,
+        )
+        for i, found in zip(again, rescored, strict=True):
+            evidence[i] = found
+        return evidence
+
+    def _evidence_of(
+        self,
+        items: list[_Item],
+        outputs: list[str],
+        reasons: list[str | None],
+        texts: list[list[str]],
+        batch_size: int,
+    ) -> tuple[list[Evidence], list[float]]:
+        """The evidence of each output with `texts` scored (the output's and the 1-best's scores NaN
+        when not among them; `pick` the best of the hypotheses scored, else the 1-best), and the
+        1-best's score."""
+        scored = [i for i, wanted in enumerate(texts) if wanted]
+        found: list[PromptScores] = [PromptScores([], math.nan)] * len(items)
         for i, scores in zip(
             scored,
             self._score_texts(
-                [items[i] for i in scored], [candidates[i] for i in scored], batch_size, with_familiarity=True
+                [items[i] for i in scored], [texts[i] for i in scored], batch_size, with_familiarity=True
             ),
             strict=True,
         ):
             found[i] = scores
-        evidence = []
-        for item, output, reason, scores in zip(items, outputs, reasons, found, strict=True):
-            output_score, hypothesis_scores = scores.targets[0], scores.targets[1:]
-            top = max(range(len(hypothesis_scores)), key=lambda k: (hypothesis_scores[k], -k))
+        evidence, best_scores = [], []
+        for item, output, reason, wanted, scores in zip(items, outputs, reasons, texts, found, strict=True):
+            by_text = dict(zip(wanted, scores.targets, strict=True))
+            ranked = [(by_text[h], -k, h) for k, h in enumerate(item.hypotheses) if h in by_text]
+            best_score = by_text.get(item.hypotheses[0], math.nan)
+            top_score, _, pick = max(ranked) if ranked else (math.nan, 0, item.hypotheses[0])
+            output_score = by_text.get(output, math.nan)
             evidence.append(
                 Evidence(
                     output=output,
                     best=item.hypotheses[0],
-                    pick=item.hypotheses[top],
-                    margin=output_score - hypothesis_scores[0],
-                    rerank_margin=hypothesis_scores[top] - hypothesis_scores[0],
+                    pick=pick,
+                    margin=output_score - best_score,
+                    rerank_margin=top_score - best_score,
                     familiarity=scores.familiarity,
                     supported=supported(output, item.hypotheses),
                     valve_reason=reason,
                     confidence=output_score,
                 )
             )
-        return evidence
+            best_scores.append(best_score)
+        return evidence, best_scores
 
     def _gate_rule(self, task: str, gate: bool | GateRule | Mapping[str, GateRule]) -> GateRule:
         if gate is True:

@@ -39,6 +39,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+RERANK_BOUND_SLACK = 1e-4
+"""Rounding room for `GateRule.may_rerank`'s bound (a log-probability is at most 0, up to rounding)."""
 DECISIONS = ("model", "unchanged", "rerank", "1-best")
 """What a correction's text is: the model's output, the model's output equal to the 1-best, the
 hypothesis the model ranks first, or the 1-best kept by the gate."""
@@ -102,21 +104,31 @@ class GateRule:
         return "1-best", reason
 
     def scored_texts(self, output: str, hypotheses: Sequence[str], valve_reason: str | None) -> list[str]:
-        """What `decide` needs scored for `output`: nothing where no score can change the decision (an
-        unchanged output; with reranking off, a closed gate, an output the valve refused or an edit
-        the rule requires support for and no hypothesis supports), the output and the 1-best where
-        the rule never reranks, else the output and every hypothesis."""
+        """What `decide` needs scored first for `output`: nothing where no score can change the
+        decision (an unchanged output; with reranking off, a closed gate, an output the valve refused
+        or an edit the rule requires support for and no hypothesis supports), else the output and the
+        1-best where the output may be accepted, the 1-best alone where only a rerank may follow.
+        Every hypothesis is scored afterwards only where a rerank is still possible (`may_rerank`)."""
         if valve_reason is None and output == hypotheses[0]:
             return []
-        if self.rerank_margin is not None:
-            return [output, *hypotheses]
-        if (
+        accepting = (
             valve_reason is None
             and self.accept_margin is not None
             and (not self.require_support or supported(output, hypotheses))
-        ):
+        )
+        if accepting:
             return [output, hypotheses[0]]
-        return []
+        return [hypotheses[0]] if self.rerank_margin is not None else []
+
+    def may_rerank(self, evidence: Evidence, best_score: float) -> bool:
+        """Whether scoring every hypothesis could turn `evidence` (its output and 1-best scored only)
+        into a rerank: the output is refused, the input familiar, and the 1-best's mean token
+        log-probability `best_score` at most -`rerank_margin`, since no hypothesis's can exceed 0."""
+        if self.rerank_margin is None or not self._familiar(evidence):
+            return False
+        if self.decide(evidence)[0] in ("model", "unchanged"):
+            return False
+        return best_score <= -self.rerank_margin + RERANK_BOUND_SLACK
 
     def _refusal(self, evidence: Evidence) -> str | None:
         if self.accept_margin is None:
